@@ -1,0 +1,4 @@
+"""`python -m mtpsurgeon` runs the command-line interface."""
+from mtpsurgeon.cli.main import main
+
+main()

@@ -1,0 +1,36 @@
+"""Exceptions that the CLI turns into one-line messages and exit codes."""
+from __future__ import annotations
+
+
+class MtpSurgeonError(Exception):
+    """Base class: an expected failure with a message fit for a user."""
+
+    exit_code = 1
+
+
+class MalformedFileError(MtpSurgeonError):
+    """The input file is not a valid model of the format it claims (exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class UsageError(MtpSurgeonError):
+    """The request cannot be carried out as asked (exit 2)."""
+
+    exit_code = 2
+
+
+class OutputExistsError(MtpSurgeonError):
+    """An output exists and --force was not given (exit 1)."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"{path}: already exists (use --force to overwrite)")
+
+
+class SurgeryError(MtpSurgeonError):
+    """A transformation could not be carried out safely (exit 1)."""

@@ -1,0 +1,1 @@
+"""Format I/O: .tflite, .litertlm and safetensors readers and writers."""

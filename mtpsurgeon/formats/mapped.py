@@ -1,0 +1,64 @@
+"""One read-only memory map per input file, with bounds-checked views."""
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+from pathlib import Path
+
+from mtpsurgeon.errors import MalformedFileError
+
+
+class MappedFile:
+    """A file mapped read-only; slices are zero-copy memoryviews.
+
+    The map is shared by every reader that looks into the file (a container
+    and the TFLite models inside its sections), so weights are never copied.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        try:
+            self._fh = open(self.path, "rb")
+        except OSError as exc:
+            raise MalformedFileError(self.path, f"cannot open: {exc.strerror or exc}") from exc
+        size = os.fstat(self._fh.fileno()).st_size
+        self.size = size
+        if size == 0:
+            self._fh.close()
+            raise MalformedFileError(self.path, "file is empty")
+        self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self.view = memoryview(self._map)
+
+    def slice(self, offset: int, length: int, what: str = "data") -> memoryview:
+        """Return bytes [offset, offset+length) or raise naming what overflowed."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise MalformedFileError(
+                self.path,
+                f"{what} at offset {offset} with size {length} runs past the end of the file ({self.size} bytes)",
+            )
+        return self.view[offset : offset + length]
+
+    def sha256(self, offset: int = 0, length: int | None = None, chunk: int = 1 << 24) -> str:
+        """Streamed sha256 of a byte range (the whole file by default)."""
+        length = self.size - offset if length is None else length
+        digest = hashlib.sha256()
+        view = self.slice(offset, length, "hashed range")
+        for start in range(0, length, chunk):
+            digest.update(view[start : start + chunk])
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        """Release the map. Views handed out must no longer be used."""
+        try:
+            self.view.release()
+            self._map.close()
+        except (BufferError, ValueError):
+            pass  # a live numpy view still holds the map; the OS frees it at exit
+        self._fh.close()
+
+    def __enter__(self) -> "MappedFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,134 @@
+"""TFLiteModel: the records of one model plus zero-copy access to its data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mtpsurgeon.errors import MalformedFileError
+from mtpsurgeon.formats.mapped import MappedFile
+from mtpsurgeon.formats.tflite.dtypes import bf16_to_f32, float8_to_f32, unpack_subbyte
+from mtpsurgeon.formats.tflite.records import (
+    BufferRecord,
+    ModelRecords,
+    OperatorCodeRecord,
+    SignatureRecord,
+    SubgraphRecord,
+    TensorRecord,
+)
+
+
+class TFLiteModel:
+    """A parsed TFLite model living at ``[offset, offset+length)`` of a mapped file.
+
+    Metadata are immutable records (see :mod:`records`); tensor payloads are
+    numpy views into the map, copied only when sub-byte values are unpacked.
+    """
+
+    def __init__(self, source: MappedFile, offset: int, length: int, records: ModelRecords, label: str | None = None) -> None:
+        self.source = source
+        self.offset = offset
+        self.length = length
+        self.records = records
+        self.label = label
+
+    # -- metadata -----------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    @property
+    def subgraphs(self) -> tuple[SubgraphRecord, ...]:
+        return self.records.subgraphs
+
+    @property
+    def buffers(self) -> tuple[BufferRecord, ...]:
+        return self.records.buffers
+
+    @property
+    def operator_codes(self) -> tuple[OperatorCodeRecord, ...]:
+        return self.records.operator_codes
+
+    @property
+    def signatures(self) -> tuple[SignatureRecord, ...]:
+        return self.records.signatures
+
+    def signature(self, key: str) -> SignatureRecord | None:
+        """The SignatureDef with this key, or None."""
+        return next((s for s in self.signatures if s.key == key), None)
+
+    def tensors(self):
+        """Iterate over every tensor of every subgraph."""
+        for sg in self.subgraphs:
+            yield from sg.tensors
+
+    def tensor(self, subgraph: int, index: int) -> TensorRecord:
+        return self.subgraphs[subgraph].tensors[index]
+
+    def has_data(self, t: TensorRecord) -> bool:
+        """True when the tensor carries constant bytes (inline, offset or external)."""
+        return t.external_buffer != 0 or (t.buffer > 0 and self.buffers[t.buffer].size > 0)
+
+    def sha256(self) -> str:
+        """sha256 of the model's bytes (streamed)."""
+        return self.source.sha256(self.offset, self.length)
+
+    def _fail(self, problem: str) -> MalformedFileError:
+        prefix = f"{self.label}: " if self.label else ""
+        return MalformedFileError(self.path, prefix + problem)
+
+    # -- data ---------------------------------------------------------------
+    def buffer_bytes(self, index: int) -> memoryview:
+        """The raw bytes of buffer ``index`` (empty for buffer 0 / no data)."""
+        b = self.buffers[index]
+        if b.size == 0:
+            return memoryview(b"")
+        return self.source.slice(b.offset, b.size, f"buffer {index}")
+
+    def tensor_bytes(self, t: TensorRecord) -> memoryview:
+        """The stored payload of a constant tensor, exactly as in the file."""
+        if t.external_buffer:
+            return self._external_bytes(t)
+        return self.buffer_bytes(t.buffer)
+
+    def _external_bytes(self, t: TensorRecord) -> memoryview:
+        ext = next((e for e in self.records.external_buffers if e.id == t.external_buffer), None)
+        if ext is None:
+            raise self._fail(f"tensor '{t.name}': external buffer {t.external_buffer} is not declared")
+        weights = self.path.parent / ext.group
+        if not weights.is_file():
+            raise self._fail(f"tensor '{t.name}': external weights file '{ext.group}' not found beside the model")
+        mapped = MappedFile(weights)  # kept alive by the returned view
+        return mapped.slice(ext.offset, ext.length, f"external buffer {ext.id}")
+
+    def tensor_array(self, t: TensorRecord, unpack: bool = False) -> np.ndarray:
+        """The tensor's stored values as a numpy array shaped like the tensor.
+
+        Byte-aligned types are zero-copy views. Sub-byte types (INT4, UINT4,
+        INT2) come back as their packed uint8 bytes unless ``unpack`` is true,
+        in which case a new int8/uint8 array of one value per element is made.
+        BFLOAT16 and FLOAT8 are returned as raw words (uint16 / uint8) unless
+        ``unpack`` asks for exact float32 values.
+        """
+        raw = self.tensor_bytes(t)
+        dt = t.dtype
+        if dt.numpy is None:
+            raise self._fail(f"tensor '{t.name}' has type {dt.name}, which has no fixed-size elements")
+        count = t.num_elements
+        expected = dt.nbytes(count)
+        if len(raw) < expected:
+            raise self._fail(f"tensor '{t.name}': {dt.name}{list(t.shape)} needs {expected} bytes, buffer has {len(raw)}")
+        if dt.packed:
+            if not unpack:
+                return np.frombuffer(raw, dtype=np.uint8, count=expected)
+            return unpack_subbyte(raw[:expected], dt.bits, dt.signed, count).reshape(t.shape)
+        arr = np.frombuffer(raw, dtype=np.dtype(dt.numpy), count=count).reshape(t.shape)
+        if unpack and dt.name == "BFLOAT16":
+            return bf16_to_f32(arr)
+        if unpack and dt.name.startswith("FLOAT8"):
+            return float8_to_f32(arr, dt.name)
+        return arr
+
+    def __repr__(self) -> str:
+        where = f" {self.label}" if self.label else ""
+        return f"<TFLiteModel {self.path.name}{where}: {len(self.subgraphs)} subgraphs, {len(self.buffers)} buffers>"

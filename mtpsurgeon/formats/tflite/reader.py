@@ -1,0 +1,261 @@
+"""Parse a TFLite flatbuffer into immutable records, reading metadata only.
+
+``read_tflite`` walks the model's tables once through the generated schema
+readers, checking every vector, index and data range against the file, and
+returns a :class:`TFLiteModel` whose tensor data are views into the map.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mtpsurgeon.errors import MalformedFileError
+from mtpsurgeon.formats.flatbuf import CORRUPT, FlatbufferBoundsError, check_root, string, vector_len
+from mtpsurgeon.formats.mapped import MappedFile
+from mtpsurgeon.formats.tflite.dtypes import DTYPES
+from mtpsurgeon.formats.tflite.model import TFLiteModel
+from mtpsurgeon.formats.tflite.records import (
+    BufferRecord,
+    ExternalBufferRecord,
+    ModelRecords,
+    OperatorCodeRecord,
+    OperatorRecord,
+    Quantization,
+    SignatureRecord,
+    SubgraphRecord,
+    TensorRecord,
+)
+from mtpsurgeon.formats.tflite.schema import (
+    BUILTIN_OP_NAMES,
+    CONTROL_FLOW_SUBGRAPH_FIELDS,
+    FILE_IDENTIFIER,
+    QUANT_DETAILS_NAMES,
+    fb,
+)
+
+
+class _Bad(Exception):
+    """Internal: a structural problem, turned into MalformedFileError."""
+
+
+def read_tflite(source: MappedFile, offset: int = 0, length: int | None = None, label: str | None = None) -> TFLiteModel:
+    """Read the TFLite model stored at ``source[offset:offset+length]``.
+
+    ``label`` names the model in error messages (e.g. ``section 3``).
+    """
+    length = source.size - offset if length is None else length
+    where = f"{label}: " if label else ""
+    buf = source.slice(offset, length, f"{label or 'model'}")
+    if length < 8 or bytes(buf[4:8]) != FILE_IDENTIFIER:
+        raise MalformedFileError(source.path, f"{where}not a TFLite model (missing 'TFL3' file identifier)")
+    try:
+        check_root(buf, "model")
+        records = _parse(buf, offset, length)
+    except _Bad as exc:
+        raise MalformedFileError(source.path, f"{where}{exc}") from exc
+    except FlatbufferBoundsError as exc:
+        raise MalformedFileError(source.path, f"{where}corrupt flatbuffer: {exc}") from exc
+    except CORRUPT as exc:
+        raise MalformedFileError(source.path, f"{where}corrupt flatbuffer ({type(exc).__name__}: {exc})") from exc
+    return TFLiteModel(source, offset, length, records, label)
+
+
+def _parse(buf: memoryview, base: int, length: int) -> ModelRecords:
+    model = fb.Model.GetRootAs(buf, 0)
+    opcodes = tuple(_opcode(model.OperatorCodes(i), i) for i in range(vector_len(model, 1, 4, "operator_codes")))
+    buffers = tuple(_buffer(model.Buffers(i), i, base, length) for i in range(vector_len(model, 4, 4, "buffers")))
+    n_sub = vector_len(model, 2, 4, "subgraphs")
+    subgraphs = tuple(_subgraph(model.Subgraphs(i), i, opcodes, len(buffers), n_sub) for i in range(n_sub))
+    signatures = tuple(
+        _signature(model.SignatureDefs(i), i, subgraphs) for i in range(vector_len(model, 7, 4, "signature_defs"))
+    )
+    metadata = []
+    for i in range(vector_len(model, 6, 4, "metadata")):
+        m = model.Metadata(i)
+        metadata.append((string(m.Name()) or "", m.Buffer()))
+    groups = [string(model.ExternalBufferGroups(i).Name()) or "" for i in range(vector_len(model, 8, 4, "external_buffer_groups"))]
+    externals = []
+    for i in range(vector_len(model, 9, 4, "external_buffers")):
+        e = model.ExternalBuffers(i)
+        g = e.Group()
+        externals.append(
+            ExternalBufferRecord(e.Id(), groups[g] if 0 <= g < len(groups) else f"<group {g}>", e.Offset(), e.Length(), string(e.Packing()) or "")
+        )
+    return ModelRecords(
+        version=model.Version(),
+        description=string(model.Description()) or "",
+        operator_codes=opcodes,
+        subgraphs=subgraphs,
+        buffers=buffers,
+        signatures=signatures,
+        metadata=tuple(metadata),
+        external_buffers=tuple(externals),
+    )
+
+
+def _opcode(oc: "fb.OperatorCode", index: int) -> OperatorCodeRecord:
+    code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+    if code not in BUILTIN_OP_NAMES:
+        raise _Bad(f"operator code {index}: unknown builtin operator {code} (file newer than the installed LiteRT schema?)")
+    custom = string(oc.CustomCode())
+    name = BUILTIN_OP_NAMES[code]
+    if name == "CUSTOM" and custom:
+        name = custom
+    return OperatorCodeRecord(index, code, name, custom, oc.Version())
+
+
+def _buffer(b: "fb.Buffer", index: int, base: int, length: int) -> BufferRecord:
+    off, size = b.Offset(), b.Size()
+    if off > 1:
+        if off + size > length:
+            raise _Bad(f"buffer {index}: offset {off} + size {size} runs past the end of the model ({length} bytes)")
+        return BufferRecord(index, base + off, size, "offset")
+    n = vector_len(b, 0, 1, f"buffer {index} data")
+    if n == 0:
+        return BufferRecord(index, 0, 0, "empty")
+    start = b._tab.Vector(b._tab.Offset(4))
+    return BufferRecord(index, base + start, n, "inline")
+
+
+def _ints(table: object, field_index: int, getter: str, what: str) -> tuple[int, ...]:
+    n = vector_len(table, field_index, 4, what)
+    if n == 0:
+        return ()
+    return tuple(int(x) for x in getattr(table, getter)())
+
+
+def _quantization(q: "fb.QuantizationParameters | None", where: str) -> Quantization | None:
+    if q is None:
+        return None
+
+    def arr(field_index: int, size: int, getter: str) -> np.ndarray | None:
+        if vector_len(q, field_index, size, f"{where} quantization") == 0:
+            return None
+        return getattr(q, getter)()
+
+    details = QUANT_DETAILS_NAMES.get(q.DetailsType())
+    if details is None:
+        raise _Bad(f"{where}: unknown quantization details type {q.DetailsType()}")
+    block_size, scales_t, zps_t = 0, -1, -1
+    if details == "BlockwiseQuantization":
+        bq = fb.BlockwiseQuantization()
+        table = q.Details()
+        bq.Init(table.Bytes, table.Pos)
+        block_size, scales_t, zps_t = bq.BlockSize(), bq.Scales(), bq.ZeroPoints()
+    return Quantization(
+        scale=arr(2, 4, "ScaleAsNumpy"),
+        zero_point=arr(3, 8, "ZeroPointAsNumpy"),
+        quantized_dimension=q.QuantizedDimension(),
+        min=arr(0, 4, "MinAsNumpy"),
+        max=arr(1, 4, "MaxAsNumpy"),
+        details=details,
+        block_size=block_size,
+        block_scales_tensor=scales_t,
+        block_zero_points_tensor=zps_t,
+    )
+
+
+def _tensor(t: "fb.Tensor", sg: int, index: int, n_buffers: int) -> TensorRecord:
+    where = f"subgraph {sg} tensor {index}"
+    dtype = DTYPES.get(t.Type())
+    if dtype is None:
+        raise _Bad(f"{where}: unknown tensor type {t.Type()}")
+    buffer = t.Buffer()
+    if not 0 <= buffer < max(n_buffers, 1):
+        raise _Bad(f"{where}: buffer index {buffer} out of range ({n_buffers} buffers)")
+    shape = _ints(t, 0, "ShapeAsNumpy", f"{where} shape")
+    sig = _ints(t, 7, "ShapeSignatureAsNumpy", f"{where} shape_signature") if not t.ShapeSignatureIsNone() else None
+    return TensorRecord(
+        subgraph=sg,
+        index=index,
+        name=string(t.Name()) or "",
+        shape=shape,
+        dtype=dtype,
+        buffer=buffer,
+        quantization=_quantization(t.Quantization(), where),
+        is_variable=bool(t.IsVariable()),
+        shape_signature=sig,
+        external_buffer=t.ExternalBuffer(),
+        has_sparsity=t.Sparsity() is not None,
+    )
+
+
+def _called_subgraphs(op: "fb.Operator", name: str, where: str) -> tuple[int, ...]:
+    fields = CONTROL_FLOW_SUBGRAPH_FIELDS.get(name)
+    if not fields:
+        return ()
+    if name.startswith("STABLEHLO_") and op.BuiltinOptions2Type():
+        options = fb.BuiltinOptions2Creator(op.BuiltinOptions2Type(), op.BuiltinOptions2())
+    elif op.BuiltinOptionsType():
+        options = fb.BuiltinOptionsCreator(op.BuiltinOptionsType(), op.BuiltinOptions())
+    else:
+        return ()
+    called: list[int] = []
+    for f in fields:
+        value = getattr(options, f, None)
+        if value is None:
+            continue
+        called.extend(int(v) for v in (value if hasattr(value, "__len__") else [value]))
+    return tuple(called)
+
+
+def _subgraph(s: "fb.SubGraph", sg: int, opcodes: tuple[OperatorCodeRecord, ...], n_buffers: int, n_sub: int) -> SubgraphRecord:
+    tensors = tuple(_tensor(s.Tensors(i), sg, i, n_buffers) for i in range(vector_len(s, 0, 4, f"subgraph {sg} tensors")))
+    n_t = len(tensors)
+
+    def check(ids: tuple[int, ...], what: str) -> tuple[int, ...]:
+        for i in ids:
+            if not -1 <= i < n_t:
+                raise _Bad(f"subgraph {sg} {what}: tensor index {i} out of range ({n_t} tensors)")
+        return ids
+
+    ops = []
+    for i in range(vector_len(s, 3, 4, f"subgraph {sg} operators")):
+        op = s.Operators(i)
+        oc = op.OpcodeIndex()
+        if not 0 <= oc < len(opcodes):
+            raise _Bad(f"subgraph {sg} operator {i}: opcode index {oc} out of range ({len(opcodes)} operator codes)")
+        name = opcodes[oc].name
+        called = _called_subgraphs(op, name, f"subgraph {sg} operator {i}")
+        for c in called:
+            if not 0 <= c < n_sub:
+                raise _Bad(f"subgraph {sg} operator {i} ({name}): calls subgraph {c}, which does not exist")
+        ops.append(
+            OperatorRecord(
+                subgraph=sg,
+                index=i,
+                opcode_index=oc,
+                op_name=name,
+                inputs=check(_ints(op, 1, "InputsAsNumpy", "op inputs"), f"operator {i} inputs"),
+                outputs=check(_ints(op, 2, "OutputsAsNumpy", "op outputs"), f"operator {i} outputs"),
+                intermediates=check(_ints(op, 8, "IntermediatesAsNumpy", "op intermediates"), f"operator {i} intermediates"),
+                called_subgraphs=called,
+            )
+        )
+    return SubgraphRecord(
+        index=sg,
+        name=string(s.Name()) or "",
+        tensors=tensors,
+        inputs=check(_ints(s, 1, "InputsAsNumpy", "inputs"), "inputs"),
+        outputs=check(_ints(s, 2, "OutputsAsNumpy", "outputs"), "outputs"),
+        operators=tuple(ops),
+    )
+
+
+def _signature(sd: "fb.SignatureDef", index: int, subgraphs: tuple[SubgraphRecord, ...]) -> SignatureRecord:
+    key = string(sd.SignatureKey()) or ""
+    sg = sd.SubgraphIndex()
+    if not 0 <= sg < len(subgraphs):
+        raise _Bad(f"signature '{key}': subgraph index {sg} out of range ({len(subgraphs)} subgraphs)")
+    n_t = len(subgraphs[sg].tensors)
+
+    def maps(field_index: int, getter: str, what: str) -> tuple[tuple[str, int], ...]:
+        out = []
+        for j in range(vector_len(sd, field_index, 4, f"signature '{key}' {what}")):
+            m = getattr(sd, getter)(j)
+            t = m.TensorIndex()
+            if not 0 <= t < n_t:
+                raise _Bad(f"signature '{key}' {what} '{string(m.Name())}': tensor index {t} out of range")
+            out.append((string(m.Name()) or "", t))
+        return tuple(out)
+
+    return SignatureRecord(index, key, sg, maps(0, "Inputs", "input"), maps(1, "Outputs", "output"))
