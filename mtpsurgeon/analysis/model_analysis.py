@@ -1,0 +1,60 @@
+"""Everything analysis knows about one TFLite model (a file or a section)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from mtpsurgeon.analysis.drafter import DrafterMatch, find_drafters
+from mtpsurgeon.analysis.orphans import Orphans, find_orphans
+from mtpsurgeon.analysis.reachability import reachable_subgraphs
+from mtpsurgeon.analysis.ties import Tie, tie_parallel_heads, tie_pruned_drafter
+from mtpsurgeon.formats.litertlm.reader import SectionRecord
+from mtpsurgeon.formats.tflite import TFLiteModel
+
+_HEAD_OUTPUT = re.compile(r"mtp.*logits|logits.*mtp|draft.*logits", re.IGNORECASE)
+
+
+@dataclass
+class ModelAnalysis:
+    """Orphans, reachability and MTP structure of one model."""
+
+    model: TFLiteModel
+    section: SectionRecord | None
+    orphans: Orphans
+    reached: dict[int, str]
+    drafters: list[DrafterMatch] = field(default_factory=list)
+    ties: list[Tie] = field(default_factory=list)
+
+    @property
+    def section_index(self) -> int | None:
+        return None if self.section is None else self.section.index
+
+    @property
+    def where(self) -> str:
+        if self.section is None:
+            return "model"
+        return f"section {self.section.index} ({self.section.model_type or 'untagged'})"
+
+    def live_heads(self) -> list[str]:
+        """Signature outputs that look like live parallel MTP heads."""
+        return sorted({n for s in self.model.signatures for n, _ in s.outputs if _HEAD_OUTPUT.search(n)})
+
+    def mtp_tensor_keys(self) -> set[tuple[int, int]]:
+        """(subgraph, tensor) of every tensor tied to an MTP component."""
+        keys = {(t.subgraph, t.index) for tie in self.ties for t in tie.tensors}
+        for d in self.drafters:
+            sg = self.model.subgraphs[d.io.subgraph]
+            keys.update((sg.index, t.index) for t in sg.tensors if self.model.has_data(t))
+        return keys
+
+
+def analyze_model(model: TFLiteModel, section: SectionRecord | None, hidden: int | None) -> ModelAnalysis:
+    """Run every per-model pass. ``hidden`` is the base model's H when known."""
+    orphans = find_orphans(model)
+    ma = ModelAnalysis(model, section, orphans, reachable_subgraphs(model))
+    ma.drafters = find_drafters(model, {s.index for s in orphans.subgraphs})
+    drafter_subgraphs = {d.io.subgraph for d in ma.drafters}
+    ties = [t for t in tie_pruned_drafter(model, orphans, hidden) if t.subgraph not in drafter_subgraphs]
+    claimed = {t.subgraph for t in ties} | drafter_subgraphs
+    ma.ties = ties + tie_parallel_heads(model, orphans, hidden, claimed)
+    return ma

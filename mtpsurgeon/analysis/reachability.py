@@ -1,0 +1,68 @@
+"""What the execution graph can reach: subgraphs from signatures, tensor uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mtpsurgeon.formats.tflite import TFLiteModel
+
+
+def entry_subgraphs(model: TFLiteModel) -> dict[int, list[str]]:
+    """Subgraphs that signatures name directly: index → signature keys."""
+    entries: dict[int, list[str]] = {}
+    for sig in model.signatures:
+        entries.setdefault(sig.subgraph, []).append(sig.key)
+    return entries
+
+
+def reachable_subgraphs(model: TFLiteModel) -> dict[int, str]:
+    """Subgraphs reached from a signature, directly or through control-flow ops.
+
+    Returns index → how it is reached (``signature 'decode'`` or
+    ``called by subgraph 0 (WHILE)``). A model without signatures has no
+    entry points here; its subgraph 0 is only the interpreter's default.
+    """
+    reached: dict[int, str] = {}
+    stack: list[int] = []
+    for sg, keys in entry_subgraphs(model).items():
+        reached[sg] = "signature " + ", ".join(f"'{k}'" for k in keys)
+        stack.append(sg)
+    while stack:
+        sg = stack.pop()
+        for op in model.subgraphs[sg].operators:
+            for callee in op.called_subgraphs:
+                if callee not in reached:
+                    reached[callee] = f"called by subgraph {sg} ({op.op_name})"
+                    stack.append(callee)
+    return reached
+
+
+@dataclass(frozen=True)
+class TensorUses:
+    """Which tensors of one subgraph something reads or exposes."""
+
+    read_by_ops: frozenset[int]
+    produced_by_ops: frozenset[int]
+    exposed: frozenset[int]  #: subgraph inputs/outputs and signature I/O
+    quantization_refs: frozenset[int]  #: e.g. blockwise scale tensors
+
+
+def tensor_uses(model: TFLiteModel, sg_index: int) -> TensorUses:
+    """Collect every reference to a tensor of subgraph ``sg_index``."""
+    sg = model.subgraphs[sg_index]
+    read: set[int] = set()
+    produced: set[int] = set()
+    for op in sg.operators:
+        read.update(i for i in op.inputs if i >= 0)
+        read.update(i for i in op.intermediates if i >= 0)
+        produced.update(i for i in op.outputs if i >= 0)
+    exposed = set(sg.inputs) | set(sg.outputs)
+    for sig in model.signatures:
+        if sig.subgraph == sg_index:
+            exposed.update(t for _, t in sig.inputs)
+            exposed.update(t for _, t in sig.outputs)
+    quant: set[int] = set()
+    for t in sg.tensors:
+        q = t.quantization
+        if q is not None and q.scheme == "blockwise":
+            quant.update(i for i in (q.block_scales_tensor, q.block_zero_points_tensor) if i >= 0)
+    return TensorUses(frozenset(read), frozenset(produced), frozenset(exposed - {-1}), frozenset(quant))

@@ -1,0 +1,67 @@
+"""Named I/O of signatures and subgraphs, normalised for matching by role."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mtpsurgeon.formats.tflite import TFLiteModel
+from mtpsurgeon.formats.tflite.records import SignatureRecord, TensorRecord
+
+_KV_NAME = re.compile(r"kv_cache_[kv]_\d+")
+
+
+@dataclass(frozen=True)
+class NamedIO:
+    """Inputs and outputs of one entry point, by (normalised) name."""
+
+    source: str  #: "signature 'decode'" or "subgraph 3 inputs/outputs"
+    subgraph: int
+    signature_key: str | None
+    inputs: dict[str, TensorRecord]
+    outputs: dict[str, TensorRecord]
+
+
+def signature_io(model: TFLiteModel, sig: SignatureRecord) -> NamedIO:
+    tensors = model.subgraphs[sig.subgraph].tensors
+    return NamedIO(
+        f"signature '{sig.key}'",
+        sig.subgraph,
+        sig.key,
+        {n: tensors[i] for n, i in sig.inputs},
+        {n: tensors[i] for n, i in sig.outputs},
+    )
+
+
+def role_name(tensor_name: str, prefix: str | None = None) -> str:
+    """Strip converter decorations: ``mtp_drafter_activations:0`` → ``activations``."""
+    name = tensor_name.split(":")[0]
+    kv = _KV_NAME.search(name)
+    if kv:
+        return kv.group(0)
+    if prefix and name.startswith(prefix + "_"):
+        name = name[len(prefix) + 1 :]
+    for known in ("projected_activations", "activations", "logits", "input_pos", "mask", "param_tensor", "tokens", "embeddings"):
+        if name == known or name.endswith("_" + known) or name.endswith("/" + known):
+            return known
+    return name
+
+
+def subgraph_io(model: TFLiteModel, sg_index: int) -> NamedIO:
+    """I/O of a subgraph that no signature names, keyed by recovered role names."""
+    sg = model.subgraphs[sg_index]
+    return NamedIO(
+        f"subgraph {sg_index} inputs/outputs",
+        sg_index,
+        None,
+        {role_name(sg.tensors[i].name): sg.tensors[i] for i in sg.inputs},
+        {role_name(sg.tensors[i].name): sg.tensors[i] for i in sg.outputs},
+    )
+
+
+def kv_inputs(io: NamedIO) -> dict[str, TensorRecord]:
+    """Inputs fed from a KV cache (the runtime feeds any input whose name has 'kv')."""
+    return {n: t for n, t in io.inputs.items() if "kv" in n}
+
+
+def last_dim(t: TensorRecord | None) -> int | None:
+    return t.shape[-1] if t is not None and t.shape else None

@@ -1,0 +1,93 @@
+"""Tie orphan tensors to MTP roles by name and by shape relations."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mtpsurgeon.analysis.orphans import Orphans
+from mtpsurgeon.formats.tflite import TFLiteModel
+from mtpsurgeon.formats.tflite.records import TensorRecord
+
+MTP_NAME = re.compile(r"mtp|drafter|assistant|nextn|pre_projection|post_projection", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Tie:
+    """A group of orphan tensors that together look like one MTP component."""
+
+    kind: str  #: 'pruned_drafter' or 'parallel_heads'
+    subgraph: int
+    tensors: tuple[TensorRecord, ...]
+    evidence: tuple[str, ...]
+    confidence: str
+    dims: dict
+
+
+def _by_subgraph(orphans: Orphans) -> dict[int, list[TensorRecord]]:
+    groups: dict[int, list[TensorRecord]] = {}
+    for t in orphans.tensors:
+        groups.setdefault(t.subgraph, []).append(t)
+    return groups
+
+
+def _named(ts: list[TensorRecord]) -> list[TensorRecord]:
+    return [t for t in ts if MTP_NAME.search(t.name)]
+
+
+def tie_pruned_drafter(model: TFLiteModel, orphans: Orphans, hidden: int | None) -> list[Tie]:
+    """Find a pre-projection [D, 2H] / post-projection [H, D] pair among orphans."""
+    ties = []
+    for sg, ts in _by_subgraph(orphans).items():
+        mats = [t for t in ts if len(t.shape) == 2]
+        pair = None
+        for pre in mats:
+            d, two_h = pre.shape
+            if two_h % 2 or (hidden is not None and two_h != 2 * hidden):
+                continue
+            post = next((p for p in mats if p is not pre and p.shape == (two_h // 2, d)), None)
+            if post is not None:
+                pair = (pre, post, d, two_h // 2)
+                break
+        if pair is None:
+            continue
+        pre, post, d, h = pair
+        evidence = [f"'{pre.name}' {list(pre.shape)} = pre-projection [D, 2H] and '{post.name}' {list(post.shape)} = post-projection [H, D] with D={d}, H={h}"]
+        if hidden is not None:
+            evidence.append(f"H={h} equals the base model's hidden size")
+        no_ops = not model.subgraphs[sg].operators
+        if no_ops:
+            members = ts
+            evidence.append(f"subgraph {sg} has no operators left: all {len(ts)} weight tensors belong to the pruned graph")
+        else:
+            members = [t for t in ts if d in t.shape or MTP_NAME.search(t.name)]
+        named = _named(members)
+        if named:
+            evidence.append(f"{len(named)} tensor names mention MTP/drafter roles")
+        confidence = "high" if (named or hidden is not None) else "medium"
+        ties.append(Tie("pruned_drafter", sg, tuple(members), tuple(evidence), confidence, {"D": d, "H": h}))
+    return ties
+
+
+def tie_parallel_heads(model: TFLiteModel, orphans: Orphans, hidden: int | None, claimed: set[int]) -> list[Tie]:
+    """Find k projections [H, H] with k norms [H] among orphans (heads on the final hidden state)."""
+    if hidden is None:
+        return []
+    ties = []
+    for sg, ts in _by_subgraph(orphans).items():
+        if sg in claimed or not model.subgraphs[sg].operators:
+            continue
+        proj = [t for t in ts if t.shape == (hidden, hidden)]
+        norms = [t for t in ts if t.shape == (hidden,)]
+        if not proj or len(norms) < len(proj):
+            continue
+        members = proj + norms
+        evidence = [
+            f"{len(proj)} orphan projection(s) [H, H] and {len(norms)} orphan norm weight(s) [H] with H={hidden} (the base hidden size)",
+            "the subgraph still computes logits, so these are heads on the final hidden state whose operators were pruned",
+        ]
+        named = _named(members)
+        if named:
+            evidence.append(f"{len(named)} tensor names mention MTP roles")
+        ties.append(Tie("parallel_heads", sg, tuple(members), tuple(evidence), "high" if named else "medium",
+                        {"H": hidden, "heads": len(proj)}))
+    return ties

@@ -1,0 +1,1 @@
+"""Command-line interface: a click group, one module per verb."""

@@ -1,0 +1,75 @@
+"""The `mtpsurgeon` click group and its error handling.
+
+Expected failures (MtpSurgeonError) print one line naming the file and the
+problem and exit non-zero (2 for bad input); a traceback only with --debug.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mtpsurgeon import __version__
+from mtpsurgeon.errors import MtpSurgeonError
+
+
+class SurgeonGroup(click.Group):
+    """Runs a verb and turns exceptions into one-line errors."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MtpSurgeonError as exc:
+            self._fail(ctx, str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            self._fail(ctx, "interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # an unexpected bug: still one line unless --debug
+            self._fail(ctx, f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", 1)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int) -> None:
+        if (ctx.obj or {}).get("debug"):
+            raise
+        click.echo(f"mtpsurgeon: error: {message}", err=True)
+        ctx.exit(code)
+
+
+@click.group(cls=SurgeonGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mtpsurgeon")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Find, extract and restore the hidden MTP drafter in LiteRT models.
+
+    \b
+      mtpsurgeon inspect MODEL     what is in the file, what is orphaned, what is MTP
+      mtpsurgeon extract MODEL     write MTP weights / drafters out (safetensors, .tflite)
+      mtpsurgeon restore MODEL     re-link hidden MTP weights; write a patched model
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def _register() -> None:
+    from mtpsurgeon.cli import inspect_cmd
+
+    cli.add_command(inspect_cmd.inspect)
+    for name in ("extract_cmd", "restore_cmd"):
+        try:
+            module = __import__(f"mtpsurgeon.cli.{name}", fromlist=["command"])
+        except ModuleNotFoundError:
+            continue
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mtpsurgeon")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rendering: rich views for people, JSON for scripts, progress bars."""
