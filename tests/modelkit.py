@@ -146,3 +146,34 @@ def tiny_fc_model(path: Path, with_orphan: bool = True) -> Path:
         k.tensor(sg, "mtp.head.weight", [4, 4], T.FLOAT32, f32(rng.standard_normal((4, 4))))
     k.signature("serving_default", 0, {"x": x}, {"y": y})
     return k.save(path)
+
+
+def save_with_offset_buffers(kit: Kit, path: Path, align: int = 16) -> Path:
+    """Write ``kit`` with every non-empty buffer stored after the flatbuffer.
+
+    Placeholder-then-patch: pack with placeholder offsets to learn the
+    flatbuffer size, then pack again with the real offsets.
+    """
+    datas = []
+    for b in kit.model.buffers:
+        data = b"" if b.data is None else np.asarray(b.data, dtype=np.uint8).tobytes()
+        datas.append(data)
+        b.data = None
+        if data:
+            b.offset, b.size = 2, len(data)  # placeholder > 1, real size
+    size = len(kit.to_bytes())
+    pos = (size + align - 1) // align * align
+    layout = []
+    for b, data in zip(kit.model.buffers, datas):
+        if data:
+            b.offset = pos
+            layout.append((pos, data))
+            pos = (pos + len(data) + align - 1) // align * align
+    head = kit.to_bytes()
+    assert len(head) == size
+    with open(path, "wb") as f:
+        f.write(head)
+        for off, data in layout:
+            f.seek(off)
+            f.write(data)
+    return path
