@@ -16,12 +16,20 @@ def summarize(data: bytes) -> dict[str, Any]:
         return {"error": f"unparseable LlmMetadata proto: {exc}"}
     out: dict[str, Any] = {}
     for field, value in msg.ListFields():
+        repeated = _is_repeated(field)
         if field.message_type is None:
-            out[field.name] = list(value) if field.label == field.LABEL_REPEATED else value
+            out[field.name] = list(value) if repeated else value
         elif field.name == "llm_model_type":
             out[field.name] = value.WhichOneof("model_type") or "generic_model"
-        elif field.label == field.LABEL_REPEATED:
+        elif repeated:
             out[field.name] = f"{len(value)} entries"
         else:
             out[field.name] = "set"
     return out
+
+
+def _is_repeated(field: Any) -> bool:
+    """protobuf >= 5 has ``is_repeated``; older releases only ``label``."""
+    if hasattr(field, "is_repeated"):
+        return bool(field.is_repeated)
+    return field.label == field.LABEL_REPEATED
