@@ -17,7 +17,12 @@ VERDICT_STYLE = {"ready": "bold green", "hidden": "bold yellow", "absent": "bold
 
 
 def _io_line(items: list[dict]) -> str:
-    return ", ".join(f"{x['name']} {spec(x['dtype'], x['shape'])}" for x in items) or "-"
+    """Compact I/O list; KV-cache tensors are folded into one entry."""
+    kv = [x for x in items if x["name"].startswith("kv_cache_")]
+    rest = [f"{x['name']} {spec(x['dtype'], x['shape'])}" for x in items if x not in kv]
+    if kv:
+        rest.append(f"{len(kv)} kv_cache_* ({spec(kv[0]['dtype'], kv[0]['shape'])}, …)")
+    return ", ".join(rest) or "-"
 
 
 def _sections(data: dict) -> Table:
@@ -37,9 +42,18 @@ def _model(m: dict) -> Panel:
     sub = Table.grid(padding=(0, 1))
     sub.add_column(style="dim")
     sub.add_column()
+    called: dict[str, list[dict]] = {}
     for sg in m["subgraphs"]:
-        reach = sg["reached_by"] or "[yellow]no signature reaches it[/]"
+        reach = sg["reached_by"]
+        if reach and reach.startswith("called by"):
+            called.setdefault(reach.split("(")[-1].rstrip(")"), []).append(sg)
+            continue
+        reach = reach or "[yellow]no signature reaches it[/]"
         sub.add_row(f"subgraph {sg['index']}", f"{sg['name'] or '-'}: {sg['operators']} ops, {sg['tensors']} tensors — {reach}")
+    for op, sgs in called.items():
+        first, last = sgs[0]["index"], sgs[-1]["index"]
+        span = f"{first}" if len(sgs) == 1 else f"{first}..{last}"
+        sub.add_row(f"subgraphs {span}", f"{len(sgs)} bodies called by {op} ops (e.g. {sgs[0]['name']})")
     for s in m["signatures"]:
         sub.add_row(f"sig '{s['key']}'", f"in: {_io_line(s['inputs'])}\nout: {_io_line(s['outputs'])}")
     if m["op_histogram"]:
