@@ -44,8 +44,16 @@ class ModelAnalysis:
         keys = {(t.subgraph, t.index) for tie in self.ties for t in tie.tensors}
         for d in self.drafters:
             sg = self.model.subgraphs[d.io.subgraph]
-            keys.update((sg.index, t.index) for t in sg.tensors if self.model.has_data(t))
+            keys.update((sg.index, t.index) for t in sg.tensors if self.is_weight(t))
         return keys
+
+    def is_weight(self, t) -> bool:
+        """A learned parameter, not a converter constant (shape vectors, axes, scalars, scale companions)."""
+        if not self.model.has_data(t) or t.dtype.name in ("INT32", "INT64") or t.num_elements <= 1:
+            return False
+        q_refs = {(x.subgraph, i) for x in self.model.subgraphs[t.subgraph].tensors if x.quantization is not None
+                  for i in (x.quantization.block_scales_tensor, x.quantization.block_zero_points_tensor) if i >= 0}
+        return (t.subgraph, t.index) not in q_refs
 
 
 def analyze_model(model: TFLiteModel, section: SectionRecord | None, hidden: int | None) -> ModelAnalysis:

@@ -52,15 +52,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from mtpsurgeon.cli import inspect_cmd
+    """Each verb lives in its own module (imported here, not at package import)."""
+    from mtpsurgeon.cli import extract_cmd, inspect_cmd, restore_cmd
 
     cli.add_command(inspect_cmd.inspect)
-    for name in ("extract_cmd", "restore_cmd"):
-        try:
-            module = __import__(f"mtpsurgeon.cli.{name}", fromlist=["command"])
-        except ModuleNotFoundError:
-            continue
-        cli.add_command(module.command)
+    cli.add_command(extract_cmd.command)
+    cli.add_command(restore_cmd.command)
 
 
 _register()
