@@ -8,6 +8,7 @@ from mtpsurgeon.analysis.drafter import DrafterMatch, find_drafters
 from mtpsurgeon.analysis.orphans import Orphans, find_orphans
 from mtpsurgeon.analysis.reachability import reachable_subgraphs
 from mtpsurgeon.analysis.ties import Tie, tie_parallel_heads, tie_pruned_drafter
+from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.formats.litertlm.reader import SectionRecord
 from mtpsurgeon.formats.tflite import TFLiteModel
 
@@ -43,17 +44,8 @@ class ModelAnalysis:
         """(subgraph, tensor) of every tensor tied to an MTP component."""
         keys = {(t.subgraph, t.index) for tie in self.ties for t in tie.tensors}
         for d in self.drafters:
-            sg = self.model.subgraphs[d.io.subgraph]
-            keys.update((sg.index, t.index) for t in sg.tensors if self.is_weight(t))
+            keys.update((t.subgraph, t.index) for t in weight_tensors(self.model, d.io.subgraph))
         return keys
-
-    def is_weight(self, t) -> bool:
-        """A learned parameter, not a converter constant (shape vectors, axes, scalars, scale companions)."""
-        if not self.model.has_data(t) or t.dtype.name in ("INT32", "INT64") or t.num_elements <= 1:
-            return False
-        q_refs = {(x.subgraph, i) for x in self.model.subgraphs[t.subgraph].tensors if x.quantization is not None
-                  for i in (x.quantization.block_scales_tensor, x.quantization.block_zero_points_tensor) if i >= 0}
-        return (t.subgraph, t.index) not in q_refs
 
 
 def analyze_model(model: TFLiteModel, section: SectionRecord | None, hidden: int | None) -> ModelAnalysis:

@@ -39,8 +39,12 @@ class RestorePlan:
 
     def lines(self) -> list[str]:
         out = [f"{i + 1}. {s.description}" for i, s in enumerate(self.steps)]
+        if self.checks:
+            passed = sum(c.passed for c in self.checks)
+            out.append(f"   drafter/base link checks: {passed}/{len(self.checks)} pass")
         for c in self.checks:
-            out.append(f"   {'pass' if c.passed else 'FAIL'}: {c.name} (expected {c.expected}, got {c.actual})")
+            if not c.passed:
+                out.append(f"   FAIL: {c.name} (expected {c.expected}, got {c.actual})")
         out.extend(f"warning: {w}" for w in self.warnings)
         return out
 

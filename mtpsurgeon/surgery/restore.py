@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.writer import Edit, Replace, rewrite_container
@@ -40,7 +41,7 @@ def _patch_model(model: TFLiteModel, steps, base) -> tuple[Model, list[str], lis
         f = step.finding
         if step.kind == "expose":
             keys.append(expose_subgraph(ir, f.subgraph, step.signature_name).key)
-            relinked += [(t.subgraph, t.index) for t in model.subgraphs[f.subgraph].tensors if model.has_data(t)]
+            relinked += [(t.subgraph, t.index) for t in weight_tensors(model, f.subgraph)]
         elif step.kind == "rebuild":
             keys.extend(rebuild(ir, model, f, step.recipe, base))
             relinked += [(t.subgraph, t.index) for t in f.tensors]
@@ -71,12 +72,12 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
                     edits.append(graft_edit(plan.drafter))
                     to_run.append((plan.drafter.data, "grafted drafter", [plan.drafter.match.io.signature_key]))
                     d = plan.drafter.model
-                    dumps.append((d, [t for t in d.tensors() if d.has_data(t)], None))
+                    dumps.append((d, weight_tensors(d), None))
                 elif step.kind == "retag":
                     edits.append(retag_edit(f.section))
                     to_run.append((src.section_bytes(f.section), f"section {f.section}", None))
                     m = src.model(f.section)
-                    dumps.append((m, [t for t in m.tensors() if m.has_data(t)], f.section))
+                    dumps.append((m, weight_tensors(m), f.section))
                 else:
                     by_section.setdefault(f.section, []).append(step)
             for index, steps in by_section.items():

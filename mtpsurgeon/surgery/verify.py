@@ -1,9 +1,29 @@
 """Load a model in the real LiteRT interpreter and run its signatures."""
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence the runtime's native INFO lines (written straight to fd 2)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -36,7 +56,8 @@ def run_signatures(model_bytes: bytes, label: str, keys: list[str] | None = None
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interp = Interpreter(model_content=bytes(model_bytes))
+        with quiet_native_stderr():
+            interp = Interpreter(model_content=bytes(model_bytes))
     except Exception as exc:  # the runtime refuses the model
         return [SignatureRun(label, "*", False, f"interpreter refused the model: {exc}")]
     runs = []

@@ -1,0 +1,26 @@
+"""Learned parameters vs converter constants."""
+from __future__ import annotations
+
+from mtpsurgeon.formats.tflite import TFLiteModel
+from mtpsurgeon.formats.tflite.records import TensorRecord
+
+
+def quantization_companions(model: TFLiteModel, subgraph: int) -> set[int]:
+    """Tensor indices that hold another tensor's blockwise scales or zero points."""
+    out: set[int] = set()
+    for t in model.subgraphs[subgraph].tensors:
+        q = t.quantization
+        if q is not None:
+            out.update(i for i in (q.block_scales_tensor, q.block_zero_points_tensor) if i >= 0)
+    return out
+
+
+def weight_tensors(model: TFLiteModel, subgraph: int | None = None) -> list[TensorRecord]:
+    """Constant tensors that are learned parameters: not INT32/INT64 shape or axis
+    vectors, not scalars (eps, fill values), not quantization companions."""
+    out = []
+    for sg in model.subgraphs if subgraph is None else [model.subgraphs[subgraph]]:
+        companions = quantization_companions(model, sg.index)
+        out.extend(t for t in sg.tensors if model.has_data(t) and t.dtype.name not in ("INT32", "INT64")
+                   and t.num_elements > 1 and t.index not in companions)
+    return out
