@@ -40,4 +40,4 @@ def test_tensor_filters(tiny_tflite):
 
 def test_overview_when_piped_is_plain_text(tiny_tflite):
     out = run("inspect", tiny_tflite).stdout
-    assert "MTP: ABSENT" in out and "\x1b[" not in out
+    assert "MTP: HIDDEN" in out and "named_orphans" in out and "\x1b[" not in out

@@ -15,6 +15,7 @@ HIDING_KINDS = {
     "no_signature": "re-expose the subgraph through an 'mtp_drafter' SignatureDef",
     "pruned_ops": "rebuild the drafter's operators from the built-in recipe",
     "parallel_heads_pruned": "rebuild the parallel heads' operators from the built-in recipe",
+    "named_orphans": "describe their layout in a recipe file (restore --recipe FILE), or extract them (extract --orphans)",
 }
 
 

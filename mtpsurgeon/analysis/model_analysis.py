@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from mtpsurgeon.analysis.drafter import DrafterMatch, find_drafters
 from mtpsurgeon.analysis.orphans import Orphans, find_orphans
 from mtpsurgeon.analysis.reachability import reachable_subgraphs
-from mtpsurgeon.analysis.ties import Tie, tie_parallel_heads, tie_pruned_drafter
+from mtpsurgeon.analysis.ties import Tie, tie_named_orphans, tie_parallel_heads, tie_pruned_drafter
 from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.formats.litertlm.reader import SectionRecord
 from mtpsurgeon.formats.tflite import TFLiteModel
@@ -56,5 +56,6 @@ def analyze_model(model: TFLiteModel, section: SectionRecord | None, hidden: int
     drafter_subgraphs = {d.io.subgraph for d in ma.drafters}
     ties = [t for t in tie_pruned_drafter(model, orphans, hidden) if t.subgraph not in drafter_subgraphs]
     claimed = {t.subgraph for t in ties} | drafter_subgraphs
-    ma.ties = ties + tie_parallel_heads(model, orphans, hidden, claimed)
+    ties += tie_parallel_heads(model, orphans, hidden, claimed)
+    ma.ties = ties + tie_named_orphans(orphans, claimed | {t.subgraph for t in ties})
     return ma

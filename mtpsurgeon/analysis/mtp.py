@@ -54,7 +54,7 @@ def collect_findings(models: list[ModelAnalysis], base: BaseDims | None, is_cont
         for d in ma.drafters:
             findings.append(_drafter_finding(ma, d, base))
         for tie in ma.ties:
-            kind = "pruned_ops" if tie.kind == "pruned_drafter" else "parallel_heads_pruned"
+            kind = {"pruned_drafter": "pruned_ops", "parallel_heads": "parallel_heads_pruned"}.get(tie.kind, tie.kind)
             evidence = list(tie.evidence)
             if ma.section is not None and ma.section.model_type:
                 evidence.append(f"section model_type '{ma.section.model_type}'")

@@ -91,3 +91,18 @@ def tie_parallel_heads(model: TFLiteModel, orphans: Orphans, hidden: int | None,
         ties.append(Tie("parallel_heads", sg, tuple(members), tuple(evidence), "high" if named else "medium",
                         {"H": hidden, "heads": len(proj)}))
     return ties
+
+
+def tie_named_orphans(orphans: Orphans, claimed: set[int]) -> list[Tie]:
+    """Orphans whose names say MTP/drafter but whose shapes match no known layout."""
+    ties = []
+    for sg, ts in _by_subgraph(orphans).items():
+        named = _named(ts)
+        if sg in claimed or not named:
+            continue
+        ties.append(Tie("named_orphans", sg, tuple(named), (
+            f"{len(named)} orphan tensor(s) named like MTP/drafter weights: " + ", ".join(t.name for t in named[:4])
+            + (" …" if len(named) > 4 else ""),
+            "their shapes match no built-in layout (drafter pre/post projection, parallel heads)",
+        ), "low", {}))
+    return ties

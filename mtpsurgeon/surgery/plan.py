@@ -76,9 +76,12 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
                 raise UsageError(f"{path}: subgraph {f.subgraph} is not a recognised drafter; name its signature with --signature-name")
             plan.checks.extend(f.links)
             plan.steps.append(Step("expose", f"re-expose {f.where} through signature '{key}'", f, signature_name=key))
-        elif f.kind in ("pruned_ops", "parallel_heads_pruned"):
+        elif f.kind in ("pruned_ops", "parallel_heads_pruned", "named_orphans"):
             from mtpsurgeon.surgery.recipe import default_recipe_for
 
+            if f.kind == "named_orphans" and recipe is None:
+                raise UsageError(f"{path}: {len(f.tensors)} orphan tensors at {f.where} are named like MTP weights but "
+                                 "match no built-in layout; describe it in a recipe file and pass --recipe FILE")
             name = recipe or default_recipe_for(f.kind)
             plan.steps.append(Step("rebuild", f"rebuild the operators of {f.where} from recipe '{name}' "
                                               f"({len(f.tensors)} orphan weights)", f, recipe=name))
