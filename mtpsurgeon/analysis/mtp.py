@@ -70,7 +70,8 @@ def collect_findings(models: list[ModelAnalysis], base: BaseDims | None, is_cont
         if base.activations_outputs:
             evidence.append(f"and 'activations' outputs in {', '.join(repr(k) for k in base.activations_outputs)}")
         if is_container:
-            findings.append(Finding("section_missing", True, "container", "medium",
+            # Nothing is hidden in the file (the drafter is not in it), but restore can graft one.
+            findings.append(Finding("section_missing", False, "container", "medium",
                                     evidence + [f"but no '{MTP_DRAFTER}' section or drafter-shaped model exists"]))
         else:
             findings.append(Finding("mtp_ready_base", False, base.label, "high",
@@ -99,6 +100,10 @@ def verdict(findings: list[Finding], path: str, is_container: bool) -> Verdict:
     if broken:
         failed = [c.name for f in broken for c in f.links if not c.passed]
         return Verdict("hidden", f"a drafter is present but does not fit the base model: {', '.join(failed)}", None)
+    if any(f.kind == "section_missing" for f in findings):
+        return Verdict("absent", "no drafter in this container, but its base model is MTP-ready (verify signature, "
+                       "activations outputs): graft a drafter section", f"mtpsurgeon restore {path} --drafter DRAFTER.tflite "
+                       f"-o {_restored_name(path)}")
     if any(f.kind == "mtp_ready_base" for f in findings):
         return Verdict("absent", "no drafter in this file, but the base model is MTP-ready (verify signature, activations outputs)", None)
     return Verdict("absent", "no MTP drafter, heads or orphaned MTP weights found", None)

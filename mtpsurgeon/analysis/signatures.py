@@ -35,6 +35,9 @@ def signature_io(model: TFLiteModel, sig: SignatureRecord) -> NamedIO:
 def role_name(tensor_name: str, prefix: str | None = None) -> str:
     """Strip converter decorations: ``mtp_drafter_activations:0`` → ``activations``."""
     name = tensor_name.split(":")[0]
+    for suffix in ("_output", "_out"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
     kv = _KV_NAME.search(name)
     if kv:
         return kv.group(0)

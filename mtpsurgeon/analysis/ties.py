@@ -30,6 +30,11 @@ def _by_subgraph(orphans: Orphans) -> dict[int, list[TensorRecord]]:
     return groups
 
 
+def _vector_of(t: TensorRecord, n: int) -> bool:
+    """[n], [1, n] or [1, 1, n]: a per-feature vector such as a norm weight."""
+    return bool(t.shape) and t.shape[-1] == n and all(d == 1 for d in t.shape[:-1])
+
+
 def _named(ts: list[TensorRecord]) -> list[TensorRecord]:
     return [t for t in ts if MTP_NAME.search(t.name)]
 
@@ -77,7 +82,7 @@ def tie_parallel_heads(model: TFLiteModel, orphans: Orphans, hidden: int | None,
         if sg in claimed or not model.subgraphs[sg].operators:
             continue
         proj = [t for t in ts if t.shape == (hidden, hidden)]
-        norms = [t for t in ts if t.shape == (hidden,)]
+        norms = [t for t in ts if _vector_of(t, hidden)]
         if not proj or len(norms) < len(proj):
             continue
         members = proj + norms

@@ -53,7 +53,7 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
                  recipe: str | None = None, force: bool = False) -> RestorePlan:
     """Map every hidden finding to a step; run the link gate (--force turns failures into warnings)."""
     path = report.file.path
-    hidden = [f for f in report.findings if f.hidden]
+    hidden = [f for f in report.findings if f.hidden or f.kind == "section_missing"]
     if not hidden:
         if report.verdict.status == "ready":
             raise NothingToRestore(f"{path}: nothing to restore — MTP is already ready ({report.verdict.summary})", True)
