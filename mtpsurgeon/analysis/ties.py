@@ -39,26 +39,35 @@ def _named(ts: list[TensorRecord]) -> list[TensorRecord]:
     return [t for t in ts if MTP_NAME.search(t.name)]
 
 
+def _projection_pairs(mats: list[TensorRecord], hidden: int | None) -> list[tuple]:
+    """(pre, post, D, H) candidates, best first: projection names, then the widest 2H."""
+    pairs = []
+    for pre in mats:
+        d, two_h = pre.shape
+        if two_h % 2 or (hidden is not None and two_h != 2 * hidden):
+            continue
+        pairs.extend((pre, post, d, two_h // 2) for post in mats if post is not pre and post.shape == (two_h // 2, d))
+
+    def score(p: tuple) -> tuple[int, int]:
+        named = ("pre_projection" in p[0].name) + ("post_projection" in p[1].name)
+        return named, p[3]
+
+    return sorted(pairs, key=score, reverse=True)
+
+
 def tie_pruned_drafter(model: TFLiteModel, orphans: Orphans, hidden: int | None) -> list[Tie]:
     """Find a pre-projection [D, 2H] / post-projection [H, D] pair among orphans."""
     ties = []
     for sg, ts in _by_subgraph(orphans).items():
-        mats = [t for t in ts if len(t.shape) == 2]
-        pair = None
-        for pre in mats:
-            d, two_h = pre.shape
-            if two_h % 2 or (hidden is not None and two_h != 2 * hidden):
-                continue
-            post = next((p for p in mats if p is not pre and p.shape == (two_h // 2, d)), None)
-            if post is not None:
-                pair = (pre, post, d, two_h // 2)
-                break
-        if pair is None:
+        pairs = _projection_pairs([t for t in ts if len(t.shape) == 2], hidden)
+        if not pairs:
             continue
-        pre, post, d, h = pair
+        pre, post, d, h = pairs[0]
         evidence = [f"'{pre.name}' {list(pre.shape)} = pre-projection [D, 2H] and '{post.name}' {list(post.shape)} = post-projection [H, D] with D={d}, H={h}"]
         if hidden is not None:
             evidence.append(f"H={h} equals the base model's hidden size")
+        elif len(pairs) > 1:
+            evidence.append(f"{len(pairs)} shape pairs fit; chose the one named like a projection, else the widest")
         no_ops = not model.subgraphs[sg].operators
         if no_ops:
             members = ts
