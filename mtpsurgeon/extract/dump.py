@@ -1,0 +1,333 @@
+"""Dump selected tensors of a TFLite model to one safetensors file, streaming.
+
+``dtype``:
+
+* ``raw``: the stored payload, byte for byte. INT4 / INT2 / UINT4 go out as U8
+  ``[nbytes]`` (packed, low bits first); a quantized tensor's scales and zero
+  points go beside it as ``<name>.scale`` (F32), ``<name>.zero_point`` (I64) and,
+  for blockwise quantization, ``<name>.block_scale`` (F16 ``[out, in/block]``)
+  and ``<name>.block_zero_point``.
+* ``f32`` / ``f16`` / ``bf16``: quantized tensors dequantized exactly
+  (:mod:`dequantize`), then cast with round-to-nearest-even. Float tensors are
+  converted as stored, never dequantized (spurious quantization is reported).
+  Unquantized integer tensors keep their integer type.
+
+``__metadata__`` carries provenance and, under ``mtpsurgeon.tensors``, a JSON
+object describing every written tensor (original name, subgraph, index, stored
+type and shape, quantization, packing, companions).
+
+Tensors are read one chunk at a time through the memory map and written under
+a temporary name that is renamed into place only when complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+import numpy as np
+
+from mtpsurgeon.errors import MalformedFileError, UsageError
+from mtpsurgeon.extract.dequantize import (
+    CHUNK_ELEMENTS,
+    DequantizeError,
+    describe,
+    iter_dequantized,
+    iter_stored,
+    kind,
+    raw_companions,
+    spurious_note,
+    validate,
+)
+from mtpsurgeon.extract.hf_names import map_hf_names
+from mtpsurgeon.extract.naming import NameAllocator, original_names
+from mtpsurgeon.formats.safetensors.writer import DTYPE_SIZES, NUMPY_DTYPES, SafetensorsWriter
+from mtpsurgeon.formats.tflite.records import TensorRecord
+from mtpsurgeon.outputs import atomic_output, check_writable
+
+if TYPE_CHECKING:
+    from mtpsurgeon.formats.tflite.model import TFLiteModel
+
+DTYPES = ("raw", "f32", "f16", "bf16")
+NAMINGS = ("original", "hf")
+
+#: TFLite type → safetensors dtype for raw payloads (sub-byte types: U8 bytes).
+RAW_DTYPES = {
+    "FLOAT32": "F32", "FLOAT16": "F16", "BFLOAT16": "BF16", "FLOAT64": "F64",
+    "INT8": "I8", "UINT8": "U8", "INT16": "I16", "UINT16": "U16", "INT32": "I32", "UINT32": "U32",
+    "INT64": "I64", "UINT64": "U64", "BOOL": "BOOL", "COMPLEX64": "C64",
+    "FLOAT8_E4M3FN": "F8_E4M3", "FLOAT8_E5M2": "F8_E5M2",
+    "INT4": "U8", "UINT4": "U8", "INT2": "U8",
+}
+_FLOAT_OUT = {"f32": ("F32", 4), "f16": ("F16", 2), "bf16": ("BF16", 2)}
+
+
+@dataclass
+class DumpReport:
+    """What a dump wrote."""
+
+    path: Path
+    dtype: str
+    names: str
+    tensors: int = 0  #: model tensors written (companions and defaults not counted)
+    companions: int = 0
+    parameters: int = 0  #: elements of the written model tensors
+    bytes_in: int = 0  #: stored payload bytes read
+    bytes_out: int = 0  #: size of the safetensors file
+    written: dict[str, tuple[int, int]] = field(default_factory=dict)  #: output name → (subgraph, index)
+    skipped: list[tuple[TensorRecord, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    config_path: Path | None = None
+
+
+def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 → bfloat16 words, round to nearest even; NaN stays NaN (quiet)."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + (np.uint32(0x7FFF) + ((bits >> 16) & 1))) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    if nan.any():
+        rounded[nan] = ((bits[nan] >> 16) | 0x0040).astype(np.uint16)
+    return rounded
+
+
+def total_input_bytes(model: "TFLiteModel", tensors: Iterable[TensorRecord]) -> int:
+    """Stored bytes of the tensors that carry data (the progress total)."""
+    seen, total = set(), 0
+    for t in tensors:
+        if (t.subgraph, t.index) not in seen and model.has_data(t) and t.dtype.bits:
+            seen.add((t.subgraph, t.index))
+            total += t.dtype.nbytes(t.num_elements)
+    return total
+
+
+@dataclass
+class _Planned:
+    tensor: TensorRecord | None
+    name: str
+    st_dtype: str
+    shape: tuple[int, ...]
+    source: Callable[[], Iterator]
+    info: dict
+
+
+def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_path: str | os.PathLike,
+                     dtype: str = "raw", names: str = "original", force: bool = False,
+                     progress: Callable[[int], None] | None = None, extra_metadata: dict[str, str] | None = None,
+                     *, section: int | str | None = None, source_sha256: str | None = None,
+                     config_path: str | os.PathLike | None = None, num_key_value_heads: int | None = None,
+                     hf_config_overrides: dict | None = None,
+                     chunk_elements: int = CHUNK_ELEMENTS) -> DumpReport:
+    """Write ``tensors`` of ``model`` to ``out_path`` as safetensors; see the module doc.
+
+    ``progress(nbytes)`` is called with stored bytes read as the dump advances.
+    With ``names='hf'`` a ``config.json`` is written beside the file (or to
+    ``config_path``; ``hf_config_overrides`` sets fields the weights cannot
+    tell, e.g. ``sliding_window``). ``section`` records the container section the model came
+    from; ``source_sha256`` saves re-hashing the source file when known.
+    """
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
+    if names not in NAMINGS:
+        raise UsageError(f"unknown naming '{names}' (choose from {', '.join(NAMINGS)})")
+    if names == "hf" and dtype == "raw":
+        raise UsageError("--names hf writes a transformers checkpoint: pick a dequantized --dtype (f32, f16, bf16)")
+    out_path = Path(out_path)
+    check_writable(out_path, force)
+    if names == "hf":
+        config_path = Path(config_path) if config_path else out_path.parent / "config.json"
+        check_writable(config_path, force)
+
+    report = DumpReport(out_path, dtype, names)
+    selected = _select(model, tensors, report)
+    alloc = NameAllocator()
+    if names == "hf":
+        mapping = map_hf_names(selected, model, num_key_value_heads, hf_config_overrides)
+        for t, reason in mapping.unmapped:
+            report.skipped.append((t, f"not mapped to a gemma4_assistant name: {reason}"))
+        report.notes.extend(mapping.notes)
+        chosen = [t for t in selected if (t.subgraph, t.index) in mapping.names]
+        out_names = {k: alloc.take(v) for k, v in mapping.names.items()}
+        shapes = mapping.shapes
+    else:
+        chosen = selected
+        out_names = original_names(chosen, alloc)
+        shapes = {}
+
+    plan: list[_Planned] = []
+    companions: list[tuple[_Planned, dict[str, np.ndarray]]] = []
+    for t in chosen:
+        key = (t.subgraph, t.index)
+        item = _plan_tensor(model, t, out_names[key], shapes.get(key, tuple(t.shape)), dtype, report,
+                            progress, chunk_elements)
+        if item is None:
+            continue
+        plan.append(item)
+        if dtype == "raw":
+            comp = raw_companions(model, t)
+            if comp:
+                companions.append((item, comp))
+    for item, comp in companions:  # after every primary name is taken
+        item.info["companions"] = {}
+        for role, arr in comp.items():
+            cname = alloc.take(f"{item.name}.{role}")
+            arr = np.ascontiguousarray(arr)
+            plan.append(_Planned(None, cname, NUMPY_DTYPES[arr.dtype.name], arr.shape, lambda a=arr: iter((a,)),
+                                 {"companion_of": item.name, "role": role}))
+            item.info["companions"][role] = cname
+            report.companions += 1
+    if names == "hf":
+        for hname, arr in mapping.extra.items():
+            plan.append(_Planned(None, alloc.take(hname), _FLOAT_OUT[dtype][0], arr.shape,
+                                 lambda a=arr: iter((_cast(a, dtype),)), {"default": "1.0 (transformers' init)"}))
+
+    plan.sort(key=lambda p: -DTYPE_SIZES[p.st_dtype])  # widest first: every tensor naturally aligned
+    metadata = _metadata(model, plan, dtype, names, section, source_sha256, extra_metadata)
+    with atomic_output(out_path, force) as tmp:
+        writer = SafetensorsWriter(tmp)
+        for p in plan:
+            writer.add(p.name, p.st_dtype, p.shape, None, p.source)
+        report.bytes_out = writer.write(metadata)
+    for p in plan:
+        if p.tensor is not None:
+            report.tensors += 1
+            report.parameters += p.tensor.num_elements
+            report.bytes_in += p.tensor.dtype.nbytes(p.tensor.num_elements)
+            report.written[p.name] = (p.tensor.subgraph, p.tensor.index)
+    if names == "hf":
+        with atomic_output(config_path, force) as tmp:
+            cfg = dict(mapping.config, dtype={"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype])
+            tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+        report.config_path = config_path
+    for t, reason in report.skipped:
+        report.notes.append(f"skipped '{t.name}' (subgraph {t.subgraph}, tensor {t.index}): {reason}")
+    return report
+
+
+def _select(model: "TFLiteModel", tensors: Iterable[TensorRecord], report: DumpReport) -> list[TensorRecord]:
+    """Distinct tensors that carry data, in the given order."""
+    out, seen = [], set()
+    for t in tensors:
+        key = (t.subgraph, t.index)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not model.has_data(t):
+            report.skipped.append((t, "no constant data (an activation or input)"))
+        elif t.dtype.bits == 0 or t.dtype.name == "COMPLEX128":
+            report.skipped.append((t, f"type {t.dtype.name} has no safetensors form"))
+        else:
+            out.append(t)
+    return out
+
+
+def _cast(x: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "f16":
+        return x.astype(np.float16)
+    if dtype == "bf16":
+        return f32_to_bf16_bits(x)
+    return x
+
+
+def _tracked(t: TensorRecord, chunks: Iterator[tuple[int, int, np.ndarray]],
+             progress: Callable[[int], None] | None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Pass chunks through, reporting stored bytes consumed."""
+    row = t.num_elements // max(t.shape[0], 1) if t.shape else 1
+    done = 0
+    for r0, r1, vals in chunks:
+        yield r0, r1, vals
+        if progress is not None:
+            now = t.dtype.nbytes(r1 * row)
+            progress(now - done)
+            done = now
+
+
+def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[int, ...], dtype: str,
+                 report: DumpReport, progress: Callable[[int], None] | None, chunk_elements: int) -> _Planned | None:
+    k = kind(t)
+    info = {"name": t.name, "subgraph": t.subgraph, "index": t.index, "dtype": t.dtype.name,
+            "shape": list(t.shape), "quantization": describe(t)}
+    note = spurious_note(t)
+    if note:
+        report.notes.append(note)
+    if dtype == "raw":
+        st = RAW_DTYPES.get(t.dtype.name)
+        if st is None:
+            report.skipped.append((t, f"type {t.dtype.name} has no safetensors form"))
+            return None
+        nbytes = t.dtype.nbytes(t.num_elements)
+        if len(model.tensor_bytes(t)) < nbytes:
+            report.skipped.append((t, f"{t.dtype.name}{list(t.shape)} needs {nbytes} bytes, its buffer has "
+                                      f"{len(model.tensor_bytes(t))}"))
+            return None
+        out_shape = (nbytes,) if t.dtype.packed else shape
+        info["stored_as"] = st
+        return _Planned(t, name, st, out_shape, lambda: _raw_chunks(model, t, nbytes, progress, chunk_elements), info)
+    if k == "unsupported":
+        report.skipped.append((t, f"{t.dtype.name} with {t.quantization.details} quantization cannot be dequantized"))
+        return None
+    if k == "integer":
+        np_dtype = np.dtype(t.dtype.numpy) if not t.dtype.packed else np.dtype(np.int8 if t.dtype.signed else np.uint8)
+        st = NUMPY_DTYPES[np_dtype.name]
+        info["stored_as"] = st
+        info["values"] = "integers, not quantized: kept as integers" + (" (unpacked)" if t.dtype.packed else "")
+        src = lambda: (v for _, _, v in _tracked(t, iter_stored(model, t, chunk_elements), progress))
+        return _Planned(t, name, st, shape, src, info)
+    try:
+        validate(model, t)
+    except (MalformedFileError, DequantizeError) as exc:
+        report.skipped.append((t, f"cannot be dequantized: {exc}"))
+        return None
+    if t.dtype.name == "FLOAT64":
+        report.notes.append(f"'{t.name}' is FLOAT64; rounded to {dtype}")
+    st = _FLOAT_OUT[dtype][0]
+    info["stored_as"] = st
+    info["values"] = "dequantized" if k == "quantized" else "float, converted as stored"
+    f16_overflow = []
+
+    def src() -> Iterator[np.ndarray]:
+        try:
+            for _, _, vals in _tracked(t, iter_dequantized(model, t, chunk_elements), progress):
+                out = _cast(vals, dtype)
+                if dtype == "f16" and not f16_overflow and np.isinf(out).sum() > np.isinf(vals).sum():
+                    f16_overflow.append(True)
+                    report.notes.append(f"'{t.name}': values beyond float16 range became inf")
+                yield out
+        except DequantizeError as exc:  # validated in planning; here only as a safety net
+            raise UsageError(str(exc)) from exc
+
+    return _Planned(t, name, st, shape, src, info)
+
+
+def _raw_chunks(model: "TFLiteModel", t: TensorRecord, nbytes: int, progress: Callable[[int], None] | None,
+                chunk_elements: int) -> Iterator[memoryview]:
+    raw = model.tensor_bytes(t)  # length checked when planned
+    step = max(1, chunk_elements * 4)
+    for start in range(0, nbytes, step):
+        part = raw[start : min(nbytes, start + step)]
+        yield part
+        if progress is not None:
+            progress(len(part))
+
+
+def _metadata(model: "TFLiteModel", plan: list[_Planned], dtype: str, names: str, section: int | str | None,
+              source_sha256: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+    from mtpsurgeon import __version__
+
+    meta = {
+        "format": "np",
+        "mtpsurgeon.version": __version__,
+        "mtpsurgeon.source": model.path.name,
+        "mtpsurgeon.source_sha256": source_sha256 or model.source.sha256(),
+        "mtpsurgeon.dtype": dtype,
+        "mtpsurgeon.names": names,
+    }
+    if section is not None:
+        meta["mtpsurgeon.section"] = str(section)
+        meta["mtpsurgeon.section_sha256"] = model.sha256()
+    if model.label:
+        meta["mtpsurgeon.model"] = model.label
+    meta["mtpsurgeon.tensors"] = json.dumps({p.name: p.info for p in plan}, separators=(",", ":"))
+    meta.update(extra or {})
+    return meta
