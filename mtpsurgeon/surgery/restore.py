@@ -32,8 +32,6 @@ class RestoreResult:
 
 def _patch_model(model: TFLiteModel, steps, base) -> tuple[Model, list[str], list[tuple[int, int]]]:
     """Apply expose/rebuild steps to one TFLite model; return IR, changed signatures, re-linked tensors."""
-    from mtpsurgeon.surgery.rebuild_ops import rebuild
-
     ir = Model.from_tflite(model)
     keys: list[str] = []
     relinked: list[tuple[int, int]] = []
@@ -43,6 +41,8 @@ def _patch_model(model: TFLiteModel, steps, base) -> tuple[Model, list[str], lis
             keys.append(expose_subgraph(ir, f.subgraph, step.signature_name).key)
             relinked += [(t.subgraph, t.index) for t in weight_tensors(model, f.subgraph)]
         elif step.kind == "rebuild":
+            from mtpsurgeon.surgery.rebuild_ops import rebuild
+
             keys.extend(rebuild(ir, model, f, step.recipe, base))
             relinked += [(t.subgraph, t.index) for t in f.tensors]
     return ir, keys, relinked
