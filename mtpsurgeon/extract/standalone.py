@@ -10,7 +10,8 @@ from typing import Any
 from mtpsurgeon.errors import UsageError
 from mtpsurgeon.formats.tflite.writer import write_tflite
 from mtpsurgeon.outputs import atomic_output
-from mtpsurgeon.surgery.ir import Model, Signature, names_from_tensors
+from mtpsurgeon.surgery.expose_signature import recovered_names
+from mtpsurgeon.surgery.ir import Model, Signature
 
 CHUNK = 1 << 24
 
@@ -62,7 +63,7 @@ def standalone_ir(tflite_model: Any, subgraph_index: int, signature_key: str | N
         sigs = chosen
     if not sigs:
         key = signature_key or root.name or f"subgraph_{subgraph_index}"
-        sigs = [Signature(key, root, names_from_tensors(root.inputs), names_from_tensors(root.outputs))]
+        sigs = [Signature(key, root, recovered_names(root.inputs, "inputs"), recovered_names(root.outputs, "outputs"))]
     source_index = {id(g): i for i, g in enumerate(m.graphs)}
     m.graphs = m.reachable_graphs([root])
     m.signatures = sigs

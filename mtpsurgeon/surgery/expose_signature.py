@@ -6,7 +6,8 @@ from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.surgery.ir import Model, Signature, Tensor
 
 
-def _names(tensors: list[Tensor], what: str) -> dict[str, Tensor]:
+def recovered_names(tensors: list[Tensor], what: str) -> dict[str, Tensor]:
+    """Signature names for I/O tensors, converter decorations stripped; clashes are errors."""
     out: dict[str, Tensor] = {}
     for t in tensors:
         name = role_name(t.name)
@@ -26,7 +27,7 @@ def expose_subgraph(model: Model, subgraph: int, key: str) -> Signature:
     graph = model.graphs[subgraph]
     if not graph.inputs or not graph.outputs:
         raise SurgeryError(f"subgraph {subgraph} has no inputs/outputs to expose")
-    sig = model.add_signature(key, graph, _names(graph.inputs, "inputs"), _names(graph.outputs, "outputs"))
+    sig = model.add_signature(key, graph, recovered_names(graph.inputs, "inputs"), recovered_names(graph.outputs, "outputs"))
     model.signatures.remove(sig)
     model.signatures.insert(0, sig)
     return sig
