@@ -35,7 +35,7 @@ def link_checks(drafter: DrafterMatch, base: BaseDims) -> list[LinkCheck]:
         checks.append(LinkCheck("KV inputs match base kv caches", False, sorted(base.kv), []))
     for name, t in sorted(dkv.items()):
         b = base.kv.get(name)
-        want = None if b is None else f"{b.dtype.name}{list(b.shape)}"
+        want = "no such input in the base" if b is None else f"{b.dtype.name}{list(b.shape)}"
         got = f"{t.dtype.name}{list(t.shape)}"
         checks.append(LinkCheck(f"KV input '{name}' matches base", want == got, want, got))
     mask = drafter.io.inputs.get("mask")

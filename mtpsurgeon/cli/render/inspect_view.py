@@ -107,9 +107,13 @@ def _mtp(data: dict) -> Panel:
             body.append(Text(f"    – {e}"))
         if f["tensors"]:
             body.append(Text(f"    – {len(f['tensors'])} MTP tensors: " + ", ".join(x["name"] for x in f["tensors"][:6]) + (" …" if len(f["tensors"]) > 6 else "")))
+        if f["links"]:
+            passed = sum(c["passed"] for c in f["links"])
+            style = "green" if passed == len(f["links"]) else "red"
+            body.append(Text.from_markup(f"    [{style}]link checks {passed}/{len(f['links'])} pass[/] (details: --json)"))
         for c in f["links"]:
-            ok = "[green]pass[/]" if c["passed"] else "[red]FAIL[/]"
-            body.append(Text.from_markup(f"    {ok} {c['check']}: expected {c['expected']}, got {c['actual']}"))
+            if not c["passed"]:
+                body.append(Text.from_markup(f"    [red]FAIL[/] {c['check']}: expected {c['expected']}, got {c['actual']}"))
     if mtp["fix"]:
         body.append(Text.from_markup(f"\nfix: [bold]{mtp['fix']}[/]"))
     style = VERDICT_STYLE.get(mtp["verdict"], "bold")
