@@ -122,3 +122,13 @@ def test_debug_shows_traceback(tmp_path):
     bad.write_bytes(b"\x10\x00\x00\x00TFL3" + b"\xff" * 8)
     p, _ = run_cli("--debug", "inspect", bad)
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+@pytest.mark.parametrize("verb", ["extract", "restore"])
+def test_every_verb_rejects_bad_input_in_one_line(tmp_path, verb):
+    noise = tmp_path / "noise.litertlm"
+    noise.write_bytes(b"LITERTLM" + np.random.default_rng(1).bytes(100))
+    out = tmp_path / "out"
+    p, _ = run_cli(verb, noise, "-o", out)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and str(noise) in p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
