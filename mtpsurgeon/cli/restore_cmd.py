@@ -60,10 +60,12 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
         result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance)
     if as_json:
         print_json({"file": model, "output": str(result.output), "dump": str(result.dump) if result.dump else None,
-                    "plan": lines, "relinked_tensors": result.relinked,
+                    "plan": lines, "relinked_tensors": result.relinked, "binding": result.notes,
                     "verify": [vars(r) for r in result.runs]})
         return
     console = stdout_console()
+    for note in result.notes:
+        console.print(f"  {note}", markup=False)
     for r in result.runs:
         console.print(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}", markup=False)
     console.print(f"[green]wrote[/] {result.output}" + (f" and {result.dump} ({result.relinked} re-linked tensors)" if result.dump else ""))

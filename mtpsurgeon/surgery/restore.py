@@ -28,10 +28,14 @@ class RestoreResult:
     dump: Path | None
     runs: list[SignatureRun] = field(default_factory=list)
     relinked: int = 0
+    notes: list[str] = field(default_factory=list)  #: how recipes bound the orphan weights
 
 
-def _patch_model(model: TFLiteModel, steps, base) -> tuple[Model, list[str], list[tuple[int, int]]]:
-    """Apply expose/rebuild steps to one TFLite model; return IR, changed signatures, re-linked tensors."""
+def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Model, list[str], list[tuple[int, int]]]:
+    """Apply expose/rebuild steps to one TFLite model; return IR, changed signatures, re-linked tensors.
+
+    Binding evidence from recipe rebuilds is appended to ``notes``.
+    """
     ir = Model.from_tflite(model)
     keys: list[str] = []
     relinked: list[tuple[int, int]] = []
@@ -43,7 +47,7 @@ def _patch_model(model: TFLiteModel, steps, base) -> tuple[Model, list[str], lis
         elif step.kind == "rebuild":
             from mtpsurgeon.surgery.rebuild_ops import rebuild
 
-            keys.extend(rebuild(ir, model, f, step.recipe, base))
+            keys.extend(rebuild(ir, model, f, step.recipe, base, report=notes))
             relinked += [(t.subgraph, t.index) for t in f.tensors]
     return ir, keys, relinked
 
@@ -82,14 +86,14 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
                     by_section.setdefault(f.section, []).append(step)
             for index, steps in by_section.items():
                 model = src.model(index)
-                ir, keys, relinked = _patch_model(model, steps, report.base)
+                ir, keys, relinked = _patch_model(model, steps, report.base, result.notes)
                 data = tflite_bytes(ir)
                 edits.append(Replace(index, data))
                 to_run.append((data, f"section {index}", keys))
                 dumps.append((model, [model.tensor(sg, i) for sg, i in relinked], index))
             rewrite_container(src, edits, tmp, force=True)
         else:
-            ir, keys, relinked = _patch_model(src, plan.steps, report.base)
+            ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
             write_tflite(ir, tmp, force=True)
             to_run = [(tmp.read_bytes(), "model", keys)]
             dumps.append((src, [src.tensor(sg, i) for sg, i in relinked], None))

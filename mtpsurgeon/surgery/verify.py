@@ -53,11 +53,15 @@ def synthetic_inputs(details: dict, seed: int = 0) -> dict[str, np.ndarray]:
 
 def run_signatures(model_bytes: bytes, label: str, keys: list[str] | None = None) -> list[SignatureRun]:
     """Run ``keys`` (all signatures by default) of a model given as bytes."""
+    with quiet_native_stderr():
+        return _run(model_bytes, label, keys)
+
+
+def _run(model_bytes: bytes, label: str, keys: list[str] | None) -> list[SignatureRun]:
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        with quiet_native_stderr():
-            interp = Interpreter(model_content=bytes(model_bytes))
+        interp = Interpreter(model_content=bytes(model_bytes))
     except Exception as exc:  # the runtime refuses the model
         return [SignatureRun(label, "*", False, f"interpreter refused the model: {exc}")]
     runs = []
