@@ -195,3 +195,10 @@ def test_dry_run_writes_nothing(tmp_path):
     out = tmp_path / "r.litertlm"
     p = cli("restore", FIXTURES / "hidden/mistagged-drafter.litertlm", "-o", out, "--dry-run")
     assert "re-tag section 5" in p.stdout and not out.exists()
+
+
+def test_graft_takes_the_drafter_from_another_container(tmp_path):
+    out = tmp_path / "r.litertlm"
+    cli("restore", FIXTURES / "hidden/no-drafter.litertlm", "--drafter", FIXTURES / "gemma4-mini.litertlm", "-o", out)
+    grafted = section_bytes(out, "tf_lite_mtp_drafter")
+    assert grafted == (FIXTURES / "mtp_drafter.tflite").read_bytes()
