@@ -193,3 +193,20 @@ def test_transformers_loads_the_hf_dump_strictly(tmp_path):
     state = loaded.state_dict()
     for name, arr in ref.items():
         np.testing.assert_array_equal(state[name].detach().numpy().reshape(arr.shape), arr)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None,
+                    reason="transformers (test-only) not installed")
+def test_transformers_loads_the_fixture_drafter_strictly(tmp_path):
+    import transformers
+
+    from conftest import FIXTURES
+    from mtpsurgeon.analysis.weights import weight_tensors
+
+    container = open_file(FIXTURES / "gemma4-mini.litertlm")
+    drafter = container.model(container.find("tf_lite_mtp_drafter").index)
+    out = tmp_path / "ckpt" / "model.safetensors"
+    dump_safetensors(drafter, weight_tensors(drafter), out, dtype="f32", names="hf")
+    loaded, info = transformers.AutoModelForCausalLM.from_pretrained(out.parent, output_loading_info=True)
+    assert type(loaded).__name__ == "Gemma4AssistantForCausalLM"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
