@@ -49,7 +49,7 @@ class _Scope:
 
 
 class _Builder:
-    """Stages new tensors and nodes for one graph; :meth:`commit` adds them."""
+    """Stages new tensors and nodes for one graph; `apply_recipe` adds them to the IR once all succeed."""
 
     def __init__(self, ir: Model, graph: Graph, binding: Binding) -> None:
         self.ir, self.graph, self.b = ir, graph, binding
