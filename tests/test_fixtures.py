@@ -8,7 +8,6 @@ Nothing here imports mtpsurgeon or the fixture generator; no torch needed.
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 from functools import lru_cache
