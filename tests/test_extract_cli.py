@@ -88,3 +88,34 @@ def test_existing_outputs_need_force(tmp_path):
 def test_nothing_to_extract_is_an_error(tmp_path):
     p = extract(FIXTURES / "base_prefill_decode.tflite", "-o", tmp_path, expect=2)
     assert "no MTP weights" in p.stderr
+
+
+def test_section_by_model_type_and_by_index(tmp_path):
+    by_type = extract(FIXTURES / "gemma4-mini.litertlm", "-o", tmp_path / "a", "--section", "mtp_drafter")
+    by_index = extract(FIXTURES / "gemma4-mini.litertlm", "-o", tmp_path / "b", "--section", "5")
+    assert by_type["models"][0]["sha256"] == by_index["models"][0]["sha256"] == GT_SHA
+    assert by_type["dumps"][0]["tensors"] == by_index["dumps"][0]["tensors"] > 44  # every constant of the section
+
+
+def test_signature_becomes_a_standalone_model(tmp_path):
+    out = extract(FIXTURES / "gemma4-mini.litertlm", "-o", tmp_path, "--signature", "mtp_drafter", "--no-models")
+    assert not out["models"] and out["dumps"]
+    out = extract(FIXTURES / "mtp_drafter.tflite", "-o", tmp_path / "sig", "--signature", "mtp_drafter")
+    (model,) = out["models"]
+    assert_same_drafter(open(model["path"], "rb").read())
+
+
+def test_base_subgraph_extracted_and_runs(tmp_path):
+    """--subgraph on the base model: the decode subgraph alone (plus the bodies it calls) runs like the original."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mtpsurgeon.surgery.verify import synthetic_inputs
+
+    out = extract(FIXTURES / "base_prefill_decode.tflite", "-o", tmp_path, "--signature", "decode")
+    (model,) = out["models"]
+    ref = Interpreter(model_path=str(FIXTURES / "base_prefill_decode.tflite")).get_signature_runner("decode")
+    ours = Interpreter(model_path=model["path"]).get_signature_runner("decode")
+    feed = synthetic_inputs(ref.get_input_details())
+    want, got = ref(**feed), ours(**feed)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
