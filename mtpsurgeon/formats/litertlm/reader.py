@@ -38,6 +38,7 @@ class SectionRecord:
     items: tuple[tuple[str, Any], ...]
     begin: int
     end: int
+    item_types: tuple[int, ...] = ()  #: each item's stored ``VData`` code, for rewriting it faithfully
 
     @property
     def size(self) -> int:
@@ -67,11 +68,12 @@ class LiteRTLMContainer:
     """A parsed .litertlm file. ``model(i)`` parses TFLite section ``i`` lazily."""
 
     def __init__(self, source: MappedFile, version: tuple[int, int, int], header_end: int,
-                 system_metadata: tuple[tuple[str, Any], ...], sections: tuple[SectionRecord, ...]) -> None:
+                 system_metadata: tuple[tuple[str, Any, int], ...], sections: tuple[SectionRecord, ...]) -> None:
         self.source = source
         self.version = version
         self.header_end = header_end
-        self.system_metadata = system_metadata
+        self.system_metadata = tuple((k, v) for k, v, _ in system_metadata)
+        self.system_metadata_types = tuple(t for _, _, t in system_metadata)  #: stored ``VData`` codes
         self.sections = sections
         self._models: dict[int, TFLiteModel] = {}
 
@@ -148,7 +150,8 @@ class _BadHeader(Exception):
     pass
 
 
-def _kv(kvp: "hs.KeyValuePair", where: str) -> tuple[str, Any]:
+def _kv(kvp: "hs.KeyValuePair", where: str) -> tuple[str, Any, int]:
+    """(key, value, VData code) of one item."""
     key = string(kvp.Key()) or ""
     vtype = kvp.ValueType()
     if vtype not in VDATA_NAMES:
@@ -157,10 +160,10 @@ def _kv(kvp: "hs.KeyValuePair", where: str) -> tuple[str, Any]:
     value = getattr(obj, "value", None)
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
-    return key, value
+    return key, value, vtype
 
 
-def _system_metadata(meta: "hs.LiteRTLMMetaData") -> tuple[tuple[str, Any], ...]:
+def _system_metadata(meta: "hs.LiteRTLMMetaData") -> tuple[tuple[str, Any, int], ...]:
     sm = meta.SystemMetadata()
     if sm is None:
         return ()
@@ -178,11 +181,12 @@ def _sections(meta: "hs.LiteRTLMMetaData", header_end: int, file_size: int) -> t
         dt = obj.DataType()
         if dt not in SECTION_TYPE_NAMES:
             raise _BadHeader(f"{where}: unknown section data type {dt}")
-        items = tuple(_kv(obj.Items(j), where) for j in range(vector_len(obj, 0, 4, f"{where} items")))
+        typed = [_kv(obj.Items(j), where) for j in range(vector_len(obj, 0, 4, f"{where} items"))]
+        items = tuple((k, v) for k, v, _ in typed)
         begin, end = obj.BeginOffset(), obj.EndOffset()
         if not header_end <= begin <= end <= file_size:
             raise _BadHeader(f"{where}: byte range [{begin}, {end}) is outside the data area [{header_end}, {file_size})")
-        out.append(SectionRecord(i, dt, SECTION_TYPE_NAMES[dt], items, begin, end))
+        out.append(SectionRecord(i, dt, SECTION_TYPE_NAMES[dt], items, begin, end, tuple(t for _, _, t in typed)))
     ordered = sorted(out, key=lambda s: s.begin)
     for a, b in zip(ordered, ordered[1:]):
         if b.begin < a.end:

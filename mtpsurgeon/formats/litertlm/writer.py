@@ -193,26 +193,9 @@ def _copy(source: Source, f: IO[bytes]) -> int:
 
 # ------------------------------------------------------------------ rewriting
 def typed_header(container: Any) -> tuple[list[Item], list[list[Item]]]:
-    """System metadata and each section's items, with their stored VData types.
-
-    Read with the table readers (the installed schema's object-API unpack of
-    ``KeyValuePair`` is broken: it calls an undefined ``VDataCreator``).
-    """
-    buf = container.source.slice(HEADER_BEGIN, container.header_end - HEADER_BEGIN, "header flatbuffer")
-    meta = hs.LiteRTLMMetaData.GetRootAs(buf, 0)
-
-    def item(kvp: "hs.KeyValuePair") -> Item:
-        key = (kvp.Key() or b"").decode("utf-8", errors="replace")
-        value = getattr(hs.VdataCreator(kvp.ValueType(), kvp.Value()), "value", None)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", errors="replace")
-        return Item(key, value, kvp.ValueType())
-
-    sm = meta.SystemMetadata()
-    system = [item(sm.Entries(i)) for i in range(sm.EntriesLength())] if sm is not None else []
-    smeta = meta.SectionMetadata()
-    objects = [smeta.Objects(i) for i in range(smeta.ObjectsLength())] if smeta is not None else []
-    return system, [[item(o.Items(j)) for j in range(o.ItemsLength())] for o in objects]
+    """System metadata and each section's items, with their stored VData types (kept by the reader)."""
+    system = [Item(k, v, t) for (k, v), t in zip(container.system_metadata, container.system_metadata_types)]
+    return system, [[Item(k, v, t) for (k, v), t in zip(s.items, s.item_types)] for s in container.sections]
 
 
 def section_specs(container: Any) -> list[SectionSpec]:
