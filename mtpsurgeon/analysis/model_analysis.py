@@ -50,8 +50,9 @@ class ModelAnalysis:
 
 def analyze_model(model: TFLiteModel, section: SectionRecord | None, hidden: int | None) -> ModelAnalysis:
     """Run every per-model pass. ``hidden`` is the base model's H when known."""
-    orphans = find_orphans(model)
-    ma = ModelAnalysis(model, section, orphans, reachable_subgraphs(model))
+    reached = reachable_subgraphs(model)
+    orphans = find_orphans(model, reached)
+    ma = ModelAnalysis(model, section, orphans, reached)
     ma.drafters = find_drafters(model, {s.index for s in orphans.subgraphs})
     drafter_subgraphs = {d.io.subgraph for d in ma.drafters}
     ties = [t for t in tie_pruned_drafter(model, orphans, hidden) if t.subgraph not in drafter_subgraphs]

@@ -31,7 +31,7 @@ class Orphans:
         return not (self.tensors or self.buffers or self.subgraphs)
 
 
-def find_orphans(model: TFLiteModel) -> Orphans:
+def find_orphans(model: TFLiteModel, reached: dict[int, str] | None = None) -> Orphans:
     """Scan one model.
 
     - a tensor is orphaned when it carries data, no operator reads it, no
@@ -51,7 +51,7 @@ def find_orphans(model: TFLiteModel) -> Orphans:
     used_buffers = {t.buffer for t in model.tensors()} | {b for _, b in model.records.metadata}
     out.buffers = [b.index for b in model.buffers if b.index > 0 and b.size > 0 and b.index not in used_buffers]
 
-    reached = reachable_subgraphs(model)
+    reached = reachable_subgraphs(model) if reached is None else reached
     for sg in model.subgraphs:
         if sg.index not in reached:
             reason = "no signature reaches it"

@@ -60,9 +60,15 @@ def tensor_uses(model: TFLiteModel, sg_index: int) -> TensorUses:
         if sig.subgraph == sg_index:
             exposed.update(t for _, t in sig.inputs)
             exposed.update(t for _, t in sig.outputs)
-    quant: set[int] = set()
-    for t in sg.tensors:
+    return TensorUses(frozenset(read), frozenset(produced), frozenset(exposed - {-1}),
+                      frozenset(quantization_companions(model, sg_index)))
+
+
+def quantization_companions(model: TFLiteModel, subgraph: int) -> set[int]:
+    """Tensor indices that hold another tensor's blockwise scales or zero points."""
+    out: set[int] = set()
+    for t in model.subgraphs[subgraph].tensors:
         q = t.quantization
-        if q is not None and q.scheme == "blockwise":
-            quant.update(i for i in (q.block_scales_tensor, q.block_zero_points_tensor) if i >= 0)
-    return TensorUses(frozenset(read), frozenset(produced), frozenset(exposed - {-1}), frozenset(quant))
+        if q is not None:
+            out.update(i for i in (q.block_scales_tensor, q.block_zero_points_tensor) if i >= 0)
+    return out

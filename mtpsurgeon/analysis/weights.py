@@ -1,18 +1,9 @@
 """Learned parameters vs converter constants."""
 from __future__ import annotations
 
+from mtpsurgeon.analysis.reachability import quantization_companions
 from mtpsurgeon.formats.tflite import TFLiteModel
 from mtpsurgeon.formats.tflite.records import TensorRecord
-
-
-def quantization_companions(model: TFLiteModel, subgraph: int) -> set[int]:
-    """Tensor indices that hold another tensor's blockwise scales or zero points."""
-    out: set[int] = set()
-    for t in model.subgraphs[subgraph].tensors:
-        q = t.quantization
-        if q is not None:
-            out.update(i for i in (q.block_scales_tensor, q.block_zero_points_tensor) if i >= 0)
-    return out
 
 
 def weight_tensors(model: TFLiteModel, subgraph: int | None = None) -> list[TensorRecord]:
