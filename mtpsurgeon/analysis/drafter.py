@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from mtpsurgeon.analysis.signatures import NamedIO, kv_inputs, last_dim, signature_io, subgraph_io
 from mtpsurgeon.formats.tflite import TFLiteModel
+from mtpsurgeon.formats.tflite.records import TensorRecord
 
 DRAFTER_SIGNATURE = "mtp_drafter"
 
@@ -39,6 +40,8 @@ def match_drafter(io: NamedIO) -> DrafterMatch | None:
     if not (act is not None and proj is not None and logits is not None) and not keyed:
         return None
     evidence = []
+    if io.source.endswith("(names recovered from shapes)"):
+        evidence.append("I/O names recovered from shapes: [1,1,2H] in, [1,1,V] and [1,1,H] out")
     if keyed:
         evidence.append(f"signature key '{DRAFTER_SIGNATURE}'")
     if act is not None and proj is not None and logits is not None:
@@ -53,8 +56,13 @@ def match_drafter(io: NamedIO) -> DrafterMatch | None:
     return DrafterMatch(io, confidence, tuple(evidence))
 
 
-def find_drafters(model: TFLiteModel, orphan_subgraphs: set[int]) -> list[DrafterMatch]:
-    """Drafter entry points: by signature, and orphan subgraphs with drafter I/O."""
+def find_drafters(model: TFLiteModel, orphan_subgraphs: set[int],
+                  base_kv: dict[str, TensorRecord] | None = None) -> list[DrafterMatch]:
+    """Drafter entry points: by signature, and orphan subgraphs with drafter I/O.
+
+    ``base_kv`` (the base model's KV-cache inputs) names an unsigned drafter's
+    KV inputs when its tensor names do not.
+    """
     found = []
     for sig in model.signatures:
         m = match_drafter(signature_io(model, sig))
@@ -62,7 +70,7 @@ def find_drafters(model: TFLiteModel, orphan_subgraphs: set[int]) -> list[Drafte
             found.append(m)
     for sg in sorted(orphan_subgraphs):
         if model.subgraphs[sg].operators:
-            m = match_drafter(subgraph_io(model, sg))
+            m = match_drafter(subgraph_io(model, sg, base_kv))
             if m:
                 found.append(m)
     return found

@@ -4,13 +4,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mtpsurgeon.analysis.dims import BaseDims
 from mtpsurgeon.analysis.drafter import DrafterMatch, find_drafters
 from mtpsurgeon.analysis.orphans import Orphans, find_orphans
 from mtpsurgeon.analysis.reachability import reachable_subgraphs
+from mtpsurgeon.analysis.roles.from_dataflow import recognise
+from mtpsurgeon.analysis.roles.model import Role, RoleMap
 from mtpsurgeon.analysis.ties import Tie, tie_named_orphans, tie_parallel_heads, tie_pruned_drafter
 from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.formats.litertlm.reader import SectionRecord
 from mtpsurgeon.formats.tflite import TFLiteModel
+from mtpsurgeon.formats.tflite.records import TensorRecord
 
 _HEAD_OUTPUT = re.compile(r"mtp.*logits|logits.*mtp|draft.*logits", re.IGNORECASE)
 
@@ -25,6 +29,7 @@ class ModelAnalysis:
     reached: dict[int, str]
     drafters: list[DrafterMatch] = field(default_factory=list)
     ties: list[Tie] = field(default_factory=list)
+    roles: dict[int, RoleMap] = field(default_factory=dict)  #: subgraph → roles of its drafter weights
 
     @property
     def section_index(self) -> int | None:
@@ -35,6 +40,11 @@ class ModelAnalysis:
         if self.section is None:
             return "model"
         return f"section {self.section.index} ({self.section.model_type or 'untagged'})"
+
+    def role_of(self, t: TensorRecord) -> Role | None:
+        """The drafter role of tensor ``t``, if a recogniser assigned one."""
+        rm = self.roles.get(t.subgraph)
+        return None if rm is None else rm.roles.get(t.index)
 
     def live_heads(self) -> list[str]:
         """Signature outputs that look like live parallel MTP heads."""
@@ -48,13 +58,16 @@ class ModelAnalysis:
         return keys
 
 
-def analyze_model(model: TFLiteModel, section: SectionRecord | None, hidden: int | None) -> ModelAnalysis:
-    """Run every per-model pass. ``hidden`` is the base model's H when known."""
+def analyze_model(model: TFLiteModel, section: SectionRecord | None, base: BaseDims | None) -> ModelAnalysis:
+    """Run every per-model pass; ``base`` holds the base model's dims when known."""
+    hidden = base.hidden if base is not None else None
     reached = reachable_subgraphs(model)
     orphans = find_orphans(model, reached)
     ma = ModelAnalysis(model, section, orphans, reached)
-    ma.drafters = find_drafters(model, {s.index for s in orphans.subgraphs})
+    ma.drafters = find_drafters(model, {s.index for s in orphans.subgraphs}, base.kv if base is not None else None)
     drafter_subgraphs = {d.io.subgraph for d in ma.drafters}
+    for d in ma.drafters:
+        ma.roles.setdefault(d.io.subgraph, recognise(model, d.io))
     ties = [t for t in tie_pruned_drafter(model, orphans, hidden) if t.subgraph not in drafter_subgraphs]
     claimed = {t.subgraph for t in ties} | drafter_subgraphs
     ties += tie_parallel_heads(model, orphans, hidden, claimed)

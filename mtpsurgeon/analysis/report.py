@@ -67,11 +67,10 @@ def analyze(file: ModelFile | str | os.PathLike, base: ModelFile | str | os.Path
     base_file = base if base is None or isinstance(base, (TFLiteModel, LiteRTLMContainer)) else open_file(base)
     base_model, embedder, label = _find_base(base_file if base_file is not None else file)
     dims = base_dims(base_model, label, embedder) if base_model is not None else None
-    hidden = dims.hidden if dims else None
     if isinstance(file, LiteRTLMContainer):
-        models = [analyze_model(file.model(s.index), s, hidden) for s in file.tflite_sections()]
+        models = [analyze_model(file.model(s.index), s, dims) for s in file.tflite_sections()]
     else:
-        models = [analyze_model(file, None, hidden)]
+        models = [analyze_model(file, None, dims)]
     findings = collect_findings(models, dims, isinstance(file, LiteRTLMContainer))
     return Report(file, models, dims, findings, verdict(findings, str(file.path), isinstance(file, LiteRTLMContainer)))
 

@@ -42,6 +42,9 @@ def tensor_json(ma: ModelAnalysis, t: TensorRecord, mtp_keys: set | None = None,
     }
     if t.has_spurious_quantization:
         row["spurious_quantization"] = True
+    role = ma.role_of(t)
+    if role is not None:
+        row["role"] = role.to_json()
     if mtp_keys is not None:
         row["mtp"] = (t.subgraph, t.index) in mtp_keys
     if orphan_keys is not None:
@@ -89,6 +92,18 @@ def model_json(ma: ModelAnalysis) -> dict:
     }
 
 
+def _finding_json(r: "Report", f) -> dict:
+    """A finding, with the roles of its drafter's weights when they were recognised."""
+    out = f.to_json()
+    ma = next((m for m in r.models if m.section_index == f.section), None)
+    rm = None if ma is None or f.drafter is None else ma.roles.get(f.drafter.io.subgraph)
+    if rm is not None:
+        tensors = ma.model.subgraphs[rm.subgraph].tensors
+        out["roles"] = {**rm.to_json(), "weights": [
+            {"index": i, "name": tensors[i].name, **role.to_json()} for i, role in sorted(rm.roles.items())]}
+    return out
+
+
 def report_to_json(r: "Report") -> dict:
     from mtpsurgeon.analysis.report import SCHEMA_VERSION
 
@@ -119,5 +134,5 @@ def report_to_json(r: "Report") -> dict:
         for key in ("tensors", "buffers", "subgraphs", "operator_codes")
     }
     out["base"] = None if r.base is None else r.base.to_json()
-    out["mtp"] = {**r.verdict.to_json(), "findings": [x.to_json() for x in r.findings]}
+    out["mtp"] = {**r.verdict.to_json(), "findings": [_finding_json(r, x) for x in r.findings]}
     return _jsonable(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mtpsurgeon.analysis.interface import drafter_inputs, drafter_outputs
 from mtpsurgeon.formats.tflite import TFLiteModel
 from mtpsurgeon.formats.tflite.records import SignatureRecord, TensorRecord
 
@@ -49,16 +50,26 @@ def role_name(tensor_name: str, prefix: str | None = None) -> str:
     return name
 
 
-def subgraph_io(model: TFLiteModel, sg_index: int) -> NamedIO:
-    """I/O of a subgraph that no signature names, keyed by recovered role names."""
+def subgraph_io(model: TFLiteModel, sg_index: int, base_kv: dict[str, TensorRecord] | None = None) -> NamedIO:
+    """I/O of a subgraph that no signature names, keyed by recovered role names.
+
+    Names come from the tensor names with converter decorations stripped; when
+    those do not give a drafter's interface (``StatefulPartitionedCall:0``),
+    from shapes (:mod:`mtpsurgeon.analysis.interface`).
+    """
     sg = model.subgraphs[sg_index]
-    return NamedIO(
-        f"subgraph {sg_index} inputs/outputs",
-        sg_index,
-        None,
-        {role_name(sg.tensors[i].name): sg.tensors[i] for i in sg.inputs},
-        {role_name(sg.tensors[i].name): sg.tensors[i] for i in sg.outputs},
-    )
+    ins = [sg.tensors[i] for i in sg.inputs if i >= 0]
+    outs = [sg.tensors[i] for i in sg.outputs if i >= 0]
+    inputs = {role_name(t.name): t for t in ins}
+    outputs = {role_name(t.name): t for t in outs}
+    source = f"subgraph {sg_index} inputs/outputs"
+    if not {"logits", "projected_activations"} <= outputs.keys() or "activations" not in inputs:
+        by_shape = drafter_outputs(outs)
+        by_shape_in = by_shape and drafter_inputs(ins, by_shape["projected_activations"].shape[-1], base_kv)
+        if by_shape and by_shape_in:
+            inputs, outputs = by_shape_in, by_shape
+            source += " (names recovered from shapes)"
+    return NamedIO(source, sg_index, None, inputs, outputs)
 
 
 def kv_inputs(io: NamedIO) -> dict[str, TensorRecord]:

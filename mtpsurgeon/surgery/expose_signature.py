@@ -17,17 +17,34 @@ def recovered_names(tensors: list[Tensor], what: str) -> dict[str, Tensor]:
     return out
 
 
-def expose_subgraph(model: Model, subgraph: int, key: str) -> Signature:
+def named_by_analysis(graph_tensors: list[Tensor], io: list[Tensor], names: dict[str, int], what: str) -> dict[str, Tensor]:
+    """Signature names the analysis recovered (runtime name → tensor index as imported); all of ``io`` named."""
+    out = {name: graph_tensors[i] for name, i in names.items()}
+    missing = [t.name for t in io if not any(t is x for x in out.values())]
+    if missing:
+        raise SurgeryError(f"subgraph {what} {', '.join(map(repr, missing))} has no recovered runtime name")
+    return out
+
+
+def expose_subgraph(model: Model, subgraph: int, key: str, io_names: tuple[dict[str, int], dict[str, int]] | None = None,
+                    ) -> Signature:
     """Add signature ``key`` over graph ``subgraph`` as the model's first signature.
 
-    Input and output names are recovered from tensor names with converter
-    decorations stripped (``mtp_drafter_activations:0`` → ``activations``).
-    LiteRT-LM looks the drafter up as signature 0, hence the first place.
+    ``io_names`` maps the runtime's input and output names to tensor indices
+    of the graph as imported, as the analysis recovered them (from names or shapes);
+    without it names come from tensor names with converter decorations
+    stripped (``mtp_drafter_activations:0`` → ``activations``). LiteRT-LM
+    looks the drafter up as signature 0, hence the first place.
     """
     graph = model.graphs[subgraph]
     if not graph.inputs or not graph.outputs:
         raise SurgeryError(f"subgraph {subgraph} has no inputs/outputs to expose")
-    sig = model.add_signature(key, graph, recovered_names(graph.inputs, "inputs"), recovered_names(graph.outputs, "outputs"))
+    if io_names is not None:
+        ins = named_by_analysis(graph.tensors, graph.inputs, io_names[0], "input")
+        outs = named_by_analysis(graph.tensors, graph.outputs, io_names[1], "output")
+    else:
+        ins, outs = recovered_names(graph.inputs, "inputs"), recovered_names(graph.outputs, "outputs")
+    sig = model.add_signature(key, graph, ins, outs)
     model.signatures.remove(sig)
     model.signatures.insert(0, sig)
     return sig

@@ -42,7 +42,9 @@ def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Mod
     for step in steps:
         f = step.finding
         if step.kind == "expose":
-            keys.append(expose_subgraph(ir, f.subgraph, step.signature_name).key)
+            io = None if f.drafter is None else ({n: t.index for n, t in f.drafter.io.inputs.items()},
+                                                 {n: t.index for n, t in f.drafter.io.outputs.items()})
+            keys.append(expose_subgraph(ir, f.subgraph, step.signature_name, io).key)
             relinked += [(t.subgraph, t.index) for t in weight_tensors(model, f.subgraph)]
         elif step.kind == "rebuild":
             from mtpsurgeon.surgery.rebuild_ops import rebuild

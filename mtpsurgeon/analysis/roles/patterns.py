@@ -1,0 +1,131 @@
+"""Structural patterns the role recogniser looks for: RMS norms, soft-caps, RoPE tables."""
+from __future__ import annotations
+
+import numpy as np
+
+from mtpsurgeon.analysis.roles.dataflow import Dataflow
+from mtpsurgeon.formats.tflite.records import OperatorRecord
+
+#: Element-wise non-linearities that mark the gate branch of a gated MLP.
+NONLINEAR = frozenset({"GELU", "TANH", "LOGISTIC", "ERF", "POW", "HARD_SWISH", "RELU", "SILU"})
+
+
+def is_vector_shape(shape: tuple[int, ...]) -> bool:
+    """[n], [1, n], [1, 1, n]: one value per feature, n > 1."""
+    return bool(shape) and shape[-1] > 1 and all(d == 1 for d in shape[:-1])
+
+
+def norm_scale(df: Dataflow, op: OperatorRecord) -> int | None:
+    """If ``op`` scales an RMS-normalised value by a learned vector, that vector's index.
+
+    Recognised: ``MUL(x * rsqrt(mean(x^2) + eps), w)`` in either operand order
+    and association (``MUL(x, rsqrt(...) * w)``), ``w`` a constant vector.
+    """
+    if op.op_name != "MUL" or len(op.inputs) != 2:
+        return None
+    consts = df.const_inputs(op)
+    if len(consts) != 1:
+        return None
+    w = df.const_source(consts[0])
+    if not is_vector_shape(df.tensor(w).shape) or not df.tensor(w).dtype.is_float:
+        return None
+    other = next(i for i in op.inputs if i != consts[0])
+    if df.ancestors_have(other, {"RSQRT"}, 3):
+        return w
+    for nxt in df.consumers.get(op.outputs[0], []):
+        if nxt.op_name == "MUL" and any(df.ancestors_have(i, {"RSQRT"}, 2) for i in nxt.inputs if i != op.outputs[0]):
+            return w
+    return None
+
+
+def nearest_norm(df: Dataflow, start: int, forward: bool) -> tuple[OperatorRecord, int] | None:
+    """The closest norm-scale application from tensor ``start``, not crossing a matmul."""
+    best = None
+    for op in df.walk([start], forward, stop=lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)):
+        w = norm_scale(df, op)
+        if w is not None and (best is None or (op.index < best[0].index if forward else op.index > best[0].index)):
+            best = (op, w)
+    return best
+
+
+def weight_matmuls(df: Dataflow, start: int, forward: bool) -> list[OperatorRecord]:
+    """Weight matmuls reached from ``start`` without crossing another matmul, nearest first."""
+    found = [op for op in df.walk([start], forward, stop=lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o))
+             if df.is_weight_matmul(op)]
+    return sorted(found, key=lambda o: o.index, reverse=not forward)
+
+
+def data_matmuls(df: Dataflow, start: int, forward: bool) -> list[OperatorRecord]:
+    found = [op for op in df.walk([start], forward, stop=lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o))
+             if df.is_data_matmul(op)]
+    return sorted(found, key=lambda o: o.index, reverse=not forward)
+
+
+def softcap(df: Dataflow, head_out: int, logits: int) -> tuple[float | None, bool | None]:
+    """(cap, folded) of ``cap * tanh(z / cap)`` between the LM head and the logits.
+
+    ``folded`` is True when no division by the cap precedes the TANH, i.e. the
+    exporter folded ``1/cap`` into the LM-head weights.
+    """
+    ops = [op for op in df.walk([head_out], True) if op.index <= df.producer[logits].index] if logits in df.producer else []
+    tanh = [op for op in ops if op.op_name == "TANH"]
+    if not tanh:
+        return None, None
+    t = tanh[0]
+    cap = None
+    for op in ops:
+        if op.index > t.index and op.op_name == "MUL":
+            c = _scalar(df, op)
+            if c is not None:
+                cap = c
+    folded = True
+    for op in ops:
+        if op.index < t.index and op.op_name in ("DIV", "MUL"):
+            c = _scalar(df, op)
+            if c is not None and cap and (abs(c * cap - 1) < 1e-4 if op.op_name == "MUL" else abs(c - cap) < 1e-4):
+                folded = False
+    return cap, folded
+
+
+def _scalar(df: Dataflow, op: OperatorRecord) -> float | None:
+    consts = df.const_inputs(op)
+    if len(consts) != 1:
+        return None
+    t = df.tensor(df.const_source(consts[0]))
+    if t.num_elements != 1 or not t.dtype.is_float:
+        return None
+    return float(np.asarray(df.model.tensor_array(t), dtype=np.float64).reshape(-1)[0])
+
+
+def scalar_value(df: Dataflow, op: OperatorRecord) -> float | None:
+    """The float scalar constant ``op`` combines its input with, if any."""
+    return _scalar(df, op)
+
+
+def rope_theta(df: Dataflow, tables: list[int], head_dim: int | None) -> float | None:
+    """RoPE base recovered from its tables: a frequency vector, or a cos table by position.
+
+    ``inv_freq[j] = theta^(-2j/hd)``: from a decreasing vector starting at 1
+    (inverse frequencies), an increasing one (timescales), or row 1 of a
+    ``cos(pos * inv_freq)`` table (row 0 all ones).
+    """
+    for t in tables:
+        rec = df.tensor(t)
+        a = np.asarray(df.model.tensor_array(rec), dtype=np.float64)
+        half = a.shape[-1] if a.ndim else 0
+        hd = head_dim or 2 * half
+        if half < 2 or hd < 4:
+            continue
+        if a.size == half:  # a vector of frequencies or timescales
+            v = a.reshape(-1)
+            if abs(v[0] - 1) > 1e-6 or v[1] <= 0:
+                continue
+            inv = v[1] if v[1] < 1 else 1 / v[1]
+        else:
+            rows = a.reshape(-1, half)
+            if rows.shape[0] < 2 or not np.allclose(rows[0], 1.0, atol=1e-6):
+                continue  # a sin table, or not positions from 0
+            inv = float(np.arccos(np.clip(rows[1, 1], -1, 1)))
+        if 0 < inv < 1:
+            return float(round(inv ** (-hd / 2.0), 3))
+    return None

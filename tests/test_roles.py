@@ -1,0 +1,112 @@
+"""Drafter weight roles come from dataflow, not names.
+
+Ground truth for the torch fixture family is its torch parameter names (the
+fixture generator names every weight after its parameter); the recogniser
+must reproduce them without reading any name, so the same answer is required
+after every tensor name is replaced.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtpsurgeon.analysis import analyze
+from mtpsurgeon.analysis.roles.from_dataflow import recognise
+from mtpsurgeon.analysis.signatures import signature_io, subgraph_io
+from mtpsurgeon.extract.hf_names import candidates
+from mtpsurgeon.formats.open import open_file
+from tests.renamekit import anonymous, converter_io, rewrite_names
+
+FX = Path(__file__).resolve().parent.parent / "fixtures"
+DRAFTERS = ["mtp_drafter.tflite", "mtp_drafter_blockwise.tflite", "mtp_drafter_f32.tflite"]
+
+
+def _roles(path: Path) -> dict[int, str]:
+    m = open_file(path)
+    io = signature_io(m, m.signatures[0]) if m.signatures else subgraph_io(m, 0)
+    rm = recognise(m, io)
+    return {i: r.hf_name for i, r in rm.roles.items()}, rm, m
+
+
+@pytest.mark.parametrize("name", DRAFTERS)
+def test_roles_match_the_torch_parameter_names(name):
+    roles, rm, m = _roles(FX / name)
+    tensors = m.subgraphs[rm.subgraph].tensors
+    assert len(roles) == 44 and not rm.unassigned
+    for i, hf in roles.items():
+        want = candidates(tensors[i].name)
+        # The LM head is tied: the fixture stores it as embed_tokens.
+        assert want == {hf}, (tensors[i].name, hf)
+    assert rm.arch["num_layers"] == 4 and rm.arch["softcap"] == pytest.approx(30.0) and rm.arch["softcap_folded"]
+    assert [b.layer_type for b in rm.blocks] == ["sliding_attention"] * 3 + ["full_attention"]
+
+
+@pytest.mark.parametrize("name", DRAFTERS)
+def test_roles_do_not_change_when_every_name_is_anonymous(tmp_path, name):
+    want, _, _ = _roles(FX / name)
+    anon = rewrite_names(FX / name, tmp_path / name, anonymous)
+    got, rm, m = _roles(anon)
+    assert got == want
+    assert not any("layers" in t.name for t in m.subgraphs[0].tensors)
+
+
+def _converter_named_unsigned(tmp_path: Path) -> Path:
+    src = FX / "mtp_drafter.tflite"
+    m = open_file(src)
+    sg = m.subgraphs[0]
+    return rewrite_names(src, tmp_path / "converter.tflite", converter_io(list(sg.inputs), list(sg.outputs)),
+                         drop_signatures=True)
+
+
+def test_unsigned_drafter_with_converter_names_is_found(tmp_path):
+    path = _converter_named_unsigned(tmp_path)
+    report = analyze(path, base=FX / "gemma4-mini.litertlm")
+    kinds = [f.kind for f in report.findings]
+    assert "no_signature" in kinds, kinds
+    f = next(f for f in report.findings if f.kind == "no_signature")
+    assert f.links_pass, [(c.name, c.expected, c.actual) for c in f.links if not c.passed]
+    assert set(f.drafter.io.inputs) >= {"activations", "input_pos", "mask", "kv_cache_k_0", "kv_cache_v_1"}
+    assert set(f.drafter.io.outputs) == {"logits", "projected_activations"}
+    assert report.verdict.status == "hidden"
+
+
+def test_restore_reexposes_converter_named_drafter_with_runtime_names(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = _converter_named_unsigned(tmp_path)
+    out = tmp_path / "restored.tflite"
+    r = subprocess.run([sys.executable, "-m", "mtpsurgeon", "restore", str(path), "--base",
+                        str(FX / "gemma4-mini.litertlm"), "-o", str(out), "--no-dump"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr + r.stdout
+    got = Interpreter(model_path=str(out)).get_signature_runner("mtp_drafter")
+    ref = Interpreter(model_path=str(FX / "mtp_drafter.tflite")).get_signature_runner("mtp_drafter")
+    assert set(got.get_input_details()) == set(ref.get_input_details())
+    assert set(got.get_output_details()) == set(ref.get_output_details())
+    rng = np.random.default_rng(0)
+    feed = {}
+    for name, d in ref.get_input_details().items():
+        if d["dtype"] == np.bool_:
+            feed[name] = rng.random(d["shape"]) > 0.3
+        elif d["dtype"] == np.int32:
+            feed[name] = np.full(d["shape"], 5, np.int32)
+        else:
+            feed[name] = rng.standard_normal(d["shape"]).astype(d["dtype"])
+    a, b = got(**feed), ref(**feed)
+    for k in b:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_inspect_json_lists_each_weight_role():
+    r = subprocess.run([sys.executable, "-m", "mtpsurgeon", "inspect", str(FX / "gemma4-mini.litertlm"), "--json"],
+                       capture_output=True, text=True, check=True)
+    data = json.loads(r.stdout)
+    f = next(f for f in data["mtp"]["findings"] if f["kind"] == "drafter_section")
+    roles = f["roles"]
+    assert len(roles["weights"]) == 44 and roles["arch"]["vocab"] == 512
+    assert {w["role"] for w in roles["weights"]} >= {"pre_projection", "lm_head", "final_norm", "layers.3.q_norm"}
+    assert all(w["source"] == "dataflow" for w in roles["weights"])
