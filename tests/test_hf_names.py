@@ -12,6 +12,7 @@ from safetensors.numpy import load_file
 from modelkit import T, Kit
 from mtpsurgeon import open_file
 from mtpsurgeon.extract import dump_safetensors, map_hf_names
+from mtpsurgeon.extract.dump import PartialMappingError
 from mtpsurgeon.extract.hf_names import candidates
 from quantkit import pack_bits
 
@@ -139,7 +140,11 @@ def test_hf_dump_writes_checkpoint_and_config(tmp_path):
     path, want = drafter_model(tmp_path / "d.tflite")
     model = open_file(path)
     out = tmp_path / "ckpt" / "model.safetensors"
-    rep = dump_safetensors(model, model.tensors(), out, dtype="bf16", names="hf")
+    with pytest.raises(PartialMappingError) as err:  # a partial mapping is refused by default, nothing written
+        dump_safetensors(model, model.tensors(), out, dtype="bf16", names="hf")
+    assert "mystery.weight" in str(err.value)
+    assert not out.exists() and not (out.parent / "config.json").exists()
+    rep = dump_safetensors(model, model.tensors(), out, dtype="bf16", names="hf", allow_partial=True)
     with open(out, "rb") as fh:
         header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
     names = set(header) - {"__metadata__"}
@@ -152,7 +157,8 @@ def test_hf_dump_writes_checkpoint_and_config(tmp_path):
     assert rep.config_path == tmp_path / "ckpt" / "config.json"
     assert {t.name for t, _ in rep.skipped} >= {"mystery.weight", "arith.constant"}
     assert any("mystery.weight" in n for n in rep.notes)
-    f32 = dump_safetensors(model, model.tensors(), tmp_path / "f32" / "model.safetensors", dtype="f32", names="hf")
+    f32 = dump_safetensors(model, model.tensors(), tmp_path / "f32" / "model.safetensors", dtype="f32", names="hf",
+                           allow_partial=True)
     got = load_file(f32.path)
     src = next(t for t in model.tensors() if t.name == "norm.weight")
     assert got["model.norm.weight"].tobytes() == bytes(model.tensor_bytes(src))  # spurious quant ignored

@@ -110,3 +110,36 @@ def test_inspect_json_lists_each_weight_role():
     assert len(roles["weights"]) == 44 and roles["arch"]["vocab"] == 512
     assert {w["role"] for w in roles["weights"]} >= {"pre_projection", "lm_head", "final_norm", "layers.3.q_norm"}
     assert all(w["source"] == "dataflow" for w in roles["weights"])
+
+
+def test_names_hf_maps_every_weight_of_an_anonymous_drafter(tmp_path):
+    """No tensor name helps: 44/44 weights still get their gemma4_assistant names, from dataflow."""
+    from safetensors.numpy import load_file
+
+    anon = rewrite_names(FX / "mtp_drafter.tflite", tmp_path / "anon.tflite", anonymous)
+    out = tmp_path / "hf"
+    r = subprocess.run([sys.executable, "-m", "mtpsurgeon", "extract", str(anon), "-o", str(out), "--dtype", "f32",
+                        "--names", "hf", "--no-models", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = load_file(next(out.glob("*.safetensors")))
+    ref_dir = tmp_path / "ref"
+    subprocess.run([sys.executable, "-m", "mtpsurgeon", "extract", str(FX / "mtp_drafter.tflite"), "-o", str(ref_dir),
+                    "--dtype", "f32", "--names", "hf", "--no-models"], capture_output=True, check=True)
+    ref = load_file(next(ref_dir.glob("*.safetensors")))
+    assert set(got) == set(ref) and len([k for k in got if not k.endswith("layer_scalar")]) == 44
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k])
+    config = json.loads((out / "config.json").read_text())["text_config"]
+    assert config["layer_types"] == ["sliding_attention"] * 3 + ["full_attention"]
+    assert (config["head_dim"], config["global_head_dim"], config["final_logit_softcapping"]) == (32, 64, 30.0)
+
+
+def test_names_hf_refuses_a_partial_mapping(tmp_path):
+    """A pruned drafter with anonymous names cannot be mapped completely: exit 1, the list, nothing written."""
+    anon = rewrite_names(FX / "hidden" / "pruned-drafter.tflite", tmp_path / "pruned.tflite", anonymous)
+    out = tmp_path / "hf"
+    r = subprocess.run([sys.executable, "-m", "mtpsurgeon", "extract", str(anon), "-o", str(out), "--dtype", "f32",
+                        "--names", "hf", "--no-models"], capture_output=True, text=True)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "not mapped" in r.stderr and "Traceback" not in r.stderr
+    assert not list(out.glob("*.safetensors")) and not (out / "config.json").exists()

@@ -27,10 +27,13 @@ from mtpsurgeon.extract.selection import select
               help="raw: stored bytes + scales; f32/f16/bf16: exactly dequantized.")
 @click.option("--names", type=click.Choice(["original", "hf"]), default="original", show_default=True,
               help="hf: transformers gemma4_assistant parameter names + config.json.")
+@click.option("--allow-partial", is_flag=True,
+              help="With --names hf: write the tensors that map even when some do not (default: refuse, exit 1).")
 @click.option("--no-models", is_flag=True, help="Only the safetensors dump, no standalone .tflite files.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, no_models, force, as_json):
+def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, allow_partial,
+            no_models, force, as_json):
     """Write MODEL's MTP weights (or a selection) as safetensors and standalone models."""
     report = analyze(model)
     selections = select(report, orphans=orphans, everything=everything, section=section, subgraph=subgraph,
@@ -39,6 +42,7 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
     total = sum(total_input_bytes(s.model, s.tensors) for s in selections)
     with byte_progress("extracting", total, enabled=not as_json) as advance:
         result = run_extract(report, selections, out, dtype=dtype, names=names, models=not no_models, force=force,
+                             allow_partial=allow_partial,
                              progress=advance)
     if as_json:
         print_json({

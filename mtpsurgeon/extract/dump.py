@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
-from mtpsurgeon.errors import MalformedFileError, UsageError
+from mtpsurgeon.errors import MalformedFileError, MtpSurgeonError, UsageError
 from mtpsurgeon.extract.dequantize import (
     CHUNK_ELEMENTS,
     DequantizeError,
@@ -48,7 +48,18 @@ from mtpsurgeon.formats.tflite.records import TensorRecord
 from mtpsurgeon.outputs import atomic_output, check_writable
 
 if TYPE_CHECKING:
+    from mtpsurgeon.analysis.roles.model import RoleMap
     from mtpsurgeon.formats.tflite.model import TFLiteModel
+
+
+class PartialMappingError(MtpSurgeonError):
+    """``--names hf`` could not name every selected tensor (exit 1; nothing written)."""
+
+    def __init__(self, path: Path, unmapped: list, mapped: int) -> None:
+        listing = "; ".join(f"'{t.name}' ({why})" for t, why in unmapped[:8]) + (" …" if len(unmapped) > 8 else "")
+        super().__init__(f"{path}: --names hf mapped {mapped} of {mapped + len(unmapped)} tensors; not mapped: "
+                         f"{listing or 'nothing recognisable'} (nothing written; --allow-partial writes the mapped ones)")
+        self.unmapped = unmapped
 
 DTYPES = ("raw", "f32", "f16", "bf16")
 NAMINGS = ("original", "hf")
@@ -117,14 +128,16 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
                      progress: Callable[[int], None] | None = None, extra_metadata: dict[str, str] | None = None,
                      *, section: int | str | None = None, source_sha256: str | None = None,
                      config_path: str | os.PathLike | None = None, num_key_value_heads: int | None = None,
-                     hf_config_overrides: dict | None = None,
-                     chunk_elements: int = CHUNK_ELEMENTS) -> DumpReport:
+                     hf_config_overrides: dict | None = None, roles: "RoleMap | None" = None,
+                     allow_partial: bool = False, chunk_elements: int = CHUNK_ELEMENTS) -> DumpReport:
     """Write ``tensors`` of ``model`` to ``out_path`` as safetensors; see the module doc.
 
     ``progress(nbytes)`` is called with stored bytes read as the dump advances.
     With ``names='hf'`` a ``config.json`` is written beside the file (or to
     ``config_path``; ``hf_config_overrides`` sets fields the weights cannot
-    tell, e.g. ``sliding_window``). ``section`` records the container section the model came
+    tell, e.g. ``sliding_window``); ``roles`` (the drafter's recognised roles)
+    decides the names, and a tensor left unmapped stops the dump
+    (:class:`PartialMappingError`) unless ``allow_partial``. ``section`` records the container section the model came
     from; ``source_sha256`` saves re-hashing the source file when known.
     """
     if dtype not in DTYPES:
@@ -143,7 +156,11 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
     selected = _select(model, tensors, report)
     alloc = NameAllocator()
     if names == "hf":
-        mapping = map_hf_names(selected, model, num_key_value_heads, hf_config_overrides)
+        mapping = map_hf_names(selected, model, num_key_value_heads, hf_config_overrides, roles)
+        if mapping.unmapped and not allow_partial:
+            raise PartialMappingError(out_path, mapping.unmapped, len(mapping.names))
+        if not mapping.names:
+            raise PartialMappingError(out_path, mapping.unmapped, 0)
         for t, reason in mapping.unmapped:
             report.skipped.append((t, f"not mapped to a gemma4_assistant name: {reason}"))
         report.notes.extend(mapping.notes)

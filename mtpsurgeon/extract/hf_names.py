@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from mtpsurgeon.analysis.roles.model import RoleMap
+from mtpsurgeon.extract.hf_config import config_from_roles
 from mtpsurgeon.formats.tflite.records import TensorRecord
 
 if TYPE_CHECKING:
@@ -126,13 +128,46 @@ def _same_data(model: "TFLiteModel | None", a: TensorRecord, b: TensorRecord) ->
     return model is not None and bytes(model.tensor_bytes(a)) == bytes(model.tensor_bytes(b))
 
 
-def map_hf_names(tensors: Iterable[TensorRecord], model: "TFLiteModel | None" = None,
-                 num_key_value_heads: int | None = None, overrides: dict | None = None) -> HfMapping:
-    """Map recognised tensors to gemma4_assistant names and infer its config.
+def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLiteModel | None" = None,
+                 overrides: dict | None = None) -> HfMapping:
+    """Map tensors by the roles the graph gave them; config from the graph's architecture."""
+    m = HfMapping()
+    claimed: dict[str, TensorRecord] = {}
+    for t in tensors:
+        role = roles.roles.get(t.index) if t.subgraph == roles.subgraph else None
+        if role is None:
+            m.unmapped.append((t, "no drafter role recognised for it"))
+        elif role.hf_name is None:
+            m.notes.append(f"'{t.name}' is a {role.kind} ({role.evidence}); gemma4_assistant computes it, not written")
+        elif role.hf_name in claimed and not _same_data(model, claimed[role.hf_name], t):
+            m.unmapped.append((t, f"{role.hf_name} is also claimed by '{claimed[role.hf_name].name}'"))
+        else:
+            claimed.setdefault(role.hf_name, t)
+    for target, t in claimed.items():
+        m.names[(t.subgraph, t.index)] = target
+        m.shapes[(t.subgraph, t.index)] = tuple(t.shape)
+    m.config = config_from_roles(roles, m.notes, overrides)
+    shape = {k: _squeezed(tuple(t.shape)) for k, t in claimed.items()}
+    layers = sorted({int(k.split(".")[2]) for k in claimed if k.startswith("model.layers.")})
+    head_dims = {b.index: b.head_dim for b in roles.blocks}
+    _check_shapes(claimed, shape, m.config, layers, head_dims, m)
+    _fill_layer_scalars(claimed, layers, m)
+    return m
 
+
+def map_hf_names(tensors: Iterable[TensorRecord], model: "TFLiteModel | None" = None,
+                 num_key_value_heads: int | None = None, overrides: dict | None = None,
+                 roles: RoleMap | None = None) -> HfMapping:
+    """Map tensors to gemma4_assistant names and infer its config.
+
+    With ``roles`` (a live drafter's dataflow roles) names follow the roles
+    and the config follows the graph (:func:`map_by_roles`); without, names are
+    matched against parameter paths in the tensor names.
     ``overrides`` replaces config fields the weights cannot tell (``sliding_window``,
     ``rms_norm_eps``, ...): keys of ``text_config`` or of the top level.
     """
+    if roles is not None:
+        return map_by_roles(tensors, roles, model, overrides)
     m = HfMapping()
     claimed: dict[str, TensorRecord] = {}
     clashes: set[str] = set()

@@ -26,8 +26,17 @@ def _stem(sel: Selection, base: str, multi: bool) -> str:
     return f"{base}.section{sel.analysis.section_index}" if sel.analysis.section_index is not None else base
 
 
+def _drafter_roles(sel: Selection):
+    """The recognised roles of the drafter whose weights ``sel`` holds, if any."""
+    subgraphs = {t.subgraph for t in sel.tensors}
+    if len(subgraphs) != 1:
+        return None
+    return sel.analysis.roles.get(subgraphs.pop())
+
+
 def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, dtype: str = "raw", names: str = "original",
-                models: bool = True, force: bool = False, progress: Callable[[int], None] | None = None) -> ExtractResult:
+                models: bool = True, force: bool = False, progress: Callable[[int], None] | None = None,
+                allow_partial: bool = False) -> ExtractResult:
     """Write each selection's standalone models and one safetensors dump per model."""
     file = report.file
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,5 +65,6 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
             result.dumps.append(dump_safetensors(
                 sel.model, sel.tensors, path, dtype=dtype, names=names, force=force, progress=progress,
                 section=sel.analysis.section_index, source_sha256=source_sha,
-                config_path=(out_dir / "config.json") if names == "hf" else None))
+                config_path=(out_dir / "config.json") if names == "hf" else None,
+                roles=_drafter_roles(sel), allow_partial=allow_partial))
     return result
