@@ -1,6 +1,10 @@
 """Exceptions that the CLI turns into one-line messages and exit codes."""
 from __future__ import annotations
 
+import contextlib
+import struct
+from typing import Iterator
+
 
 class MtpSurgeonError(Exception):
     """Base class: an expected failure with a message fit for a user."""
@@ -32,5 +36,30 @@ class OutputExistsError(MtpSurgeonError):
         super().__init__(f"{path}: already exists (use --force to overwrite)")
 
 
+class OutputError(MtpSurgeonError):
+    """An output cannot or may not be written: policy refusal, full disk, read-only (exit 1)."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {problem}")
+
+
 class SurgeryError(MtpSurgeonError):
     """A transformation could not be carried out safely (exit 1)."""
+
+
+#: What a corrupt model can make the flatbuffer object API or packer raise
+#: (``struct.error`` reading past a table, ``TypeError("bad number ...")`` packing
+#: an out-of-range value, bad indices, undecodable strings).
+MALFORMED_SYMPTOMS = (struct.error, OverflowError, UnicodeDecodeError, IndexError, KeyError, TypeError, ValueError)
+
+
+@contextlib.contextmanager
+def malformed_model(path: object, doing: str) -> Iterator[None]:
+    """Turn a low-level failure while ``doing`` something with the model at ``path`` into exit 2."""
+    try:
+        yield
+    except MtpSurgeonError:
+        raise
+    except MALFORMED_SYMPTOMS as exc:
+        raise MalformedFileError(path, f"{doing} failed: the model is malformed ({type(exc).__name__}: {exc})") from exc

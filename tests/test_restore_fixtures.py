@@ -173,15 +173,52 @@ def _mislinked_drafter(tmp_path: Path) -> Path:
     return path
 
 
+def _short_mask_drafter(tmp_path: Path) -> Path:
+    """The ground-truth drafter with its mask input declared half as long as the base's cache (a non-KV failure)."""
+    m = fb.ModelT.InitFromPackedBuf(GROUND_TRUTH, 0)
+    sig = m.signatureDefs[0]
+    for tm in sig.inputs:
+        if tm.name in (b"mask", "mask"):
+            t = m.subgraphs[sig.subgraphIndex].tensors[tm.tensorIndex]
+            t.shape = [*list(t.shape)[:-1], int(t.shape[-1]) // 2]
+            if t.shapeSignature is not None and len(t.shapeSignature):
+                t.shapeSignature = list(t.shape)
+    import flatbuffers
+
+    b = flatbuffers.Builder(1 << 20)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path = tmp_path / "short-mask.tflite"
+    path.write_bytes(bytes(b.Output()))
+    return path
+
+
 def test_link_gate_refuses_a_mismatched_drafter(tmp_path):
     bad = _mislinked_drafter(tmp_path)
     out = tmp_path / "x.litertlm"
     p = cli("restore", FIXTURES / "hidden/no-drafter.litertlm", "--drafter", bad, "-o", out, expect=1)
     assert "link checks failed" in p.stderr and "kv_cache_k_9" in p.stderr
     assert not out.exists() and not out.with_suffix(".safetensors").exists()
-    # --force writes it anyway, with a warning in the plan.
-    p = cli("restore", FIXTURES / "hidden/no-drafter.litertlm", "--drafter", bad, "-o", out, "--force", "--no-verify")
-    assert "warning" in p.stdout and out.exists()
+    # --force only overwrites; a drafter whose KV inputs the base lacks is refused even when failures are accepted.
+    for flags in (["--force"], ["--accept-link-failures"], ["--force", "--accept-link-failures"]):
+        p = cli("restore", FIXTURES / "hidden/no-drafter.litertlm", "--drafter", bad, "-o", out, *flags, "--no-verify",
+                expect=1)
+        assert "never written as a tagged drafter" in p.stderr and not out.exists()
+
+
+def test_accept_link_failures_writes_a_non_kv_mismatch(tmp_path):
+    bad = _short_mask_drafter(tmp_path)
+    out = tmp_path / "x.litertlm"
+    p = cli("restore", FIXTURES / "hidden/no-drafter.litertlm", "--drafter", bad, "-o", out, "--force", "--no-verify",
+            expect=1)
+    assert "mask length" in p.stderr and "--accept-link-failures" in p.stderr and not out.exists()
+    p = cli("restore", FIXTURES / "hidden/no-drafter.litertlm", "--drafter", bad, "-o", out, "--accept-link-failures",
+            "--no-verify")
+    assert "warning" in p.stdout and out.exists() and out.with_suffix(".safetensors").exists()
+    # inspect and restore agree: the tagged drafter that fails its checks is 'mismatched'.
+    p = cli("inspect", out, "--json")
+    assert json.loads(p.stdout)["mtp"]["verdict"] == "mismatched" and json.loads(p.stdout)["mtp"]["fix"] is None
+    p = cli("restore", out, "-o", tmp_path / "again.litertlm", expect=1)
+    assert "mismatched" in p.stderr
 
 
 def test_existing_output_is_not_overwritten(tmp_path):

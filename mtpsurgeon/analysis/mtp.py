@@ -13,7 +13,12 @@ from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
 
 @dataclass
 class Verdict:
-    """'ready', 'hidden' or 'absent', with a sentence and the fixing command."""
+    """'ready', 'hidden', 'mismatched' or 'absent', with a sentence and the fixing command.
+
+    ``mismatched``: a drafter the runtime would use (tagged section or
+    standalone model) that fails the link checks against the base. ``fix`` is
+    set only to a command that would succeed as printed.
+    """
 
     status: str
     summary: str
@@ -89,6 +94,10 @@ def verdict(findings: list[Finding], path: str, is_container: bool) -> Verdict:
             fix += " --drafter DRAFTER.tflite"
         fix += f" -o {_restored_name(path)}"
         where = "; ".join(f"{h.kind} at {h.where}" for h in hidden)
+        failing = [c.name for h in hidden for c in h.links if not c.passed]
+        if failing:  # restore would refuse: no fix line
+            return Verdict("hidden", f"MTP is hidden: {where} — {f.remedy}; but link checks fail ({', '.join(failing)}), "
+                           "so restore refuses it", None)
         return Verdict("hidden", f"MTP is hidden: {where} — {f.remedy}", fix)
     ready = [f for f in findings if f.kind in ("drafter_section", "drafter_model", "parallel_heads")]
     broken = [f for f in ready if not f.links_pass]
@@ -99,7 +108,7 @@ def verdict(findings: list[Finding], path: str, is_container: bool) -> Verdict:
         return Verdict("ready", "speculative decoding is ready: " + "; ".join(f"{f.kind} at {f.where}" for f in ready), None)
     if broken:
         failed = [c.name for f in broken for c in f.links if not c.passed]
-        return Verdict("hidden", f"a drafter is present but does not fit the base model: {', '.join(failed)}", None)
+        return Verdict("mismatched", f"a drafter is present but does not fit the base model: {', '.join(failed)}", None)
     if any(f.kind == "section_missing" for f in findings):
         return Verdict("absent", "no drafter in this container, but its base model is MTP-ready (verify signature, "
                        "activations outputs): graft a drafter section", f"mtpsurgeon restore {path} --drafter DRAFTER.tflite "

@@ -7,7 +7,8 @@ import click
 from rich.table import Table
 
 from mtpsurgeon.analysis import analyze
-from mtpsurgeon.cli.render.console import byte_progress, print_json, stdout_console
+from mtpsurgeon.cli.render.console import byte_progress, print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.escape import text
 from mtpsurgeon.cli.render.formatting import human_bytes, human_count
 from mtpsurgeon.extract.dump import total_input_bytes
 from mtpsurgeon.extract.run import run_extract
@@ -44,6 +45,8 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
         result = run_extract(report, selections, out, dtype=dtype, names=names, models=not no_models, force=force,
                              allow_partial=allow_partial,
                              progress=advance)
+    for stale in result.cleaned:
+        stderr_console().print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
     if as_json:
         print_json({
             "file": model, "output": str(out), "models": result.models,
@@ -52,21 +55,22 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
                        "bytes_out": d.bytes_out, "notes": d.notes,
                        "skipped": [{"name": t.name, "reason": why} for t, why in d.skipped],
                        "config": str(d.config_path) if d.config_path else None} for d in result.dumps],
+            "removed_stale": [str(p) for p in result.cleaned],
         })
         return
     console = stdout_console()
     for m in result.models:
-        console.print(f"[green]model[/] {m['path']}  ({m['source']}, sha256 {m['sha256'][:16]}…)")
+        console.print(text("model ", "green") + text(f"{m['path']}  ({m['source']}, sha256 {m['sha256'][:16]}…)"))
     table = Table(title="safetensors written", title_justify="left")
     for col in ("file", "tensors", "params", "bytes in", "bytes out"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for d in result.dumps:
-        table.add_row(str(d.path), f"{d.tensors} (+{d.companions})", human_count(d.parameters), human_bytes(d.bytes_in),
+        table.add_row(text(d.path), f"{d.tensors} (+{d.companions})", human_count(d.parameters), human_bytes(d.bytes_in),
                       human_bytes(d.bytes_out))
     if result.dumps:
         console.print(table)
     for d in result.dumps:
         for note in d.notes:
-            console.print(f"  note: {note}", markup=False)
+            console.print(text(f"  note: {note}"))
         for t, why in d.skipped:
-            console.print(f"  skipped {t.name}: {why}", markup=False)
+            console.print(text(f"  skipped {t.name}: {why}"))

@@ -7,6 +7,7 @@ import click
 
 from mtpsurgeon.analysis import analyze
 from mtpsurgeon.analysis.report_json import tensor_json
+from mtpsurgeon.cli.inputs import require_base
 from mtpsurgeon.cli.render.console import print_json, stdout_console
 from mtpsurgeon.cli.render.inspect_view import render_overview, render_tensors
 
@@ -40,6 +41,7 @@ def tensor_rows(report, orphans_only: bool, mtp_only: bool, pattern: str | None)
 def inspect(model: str, as_json: bool, tensors: bool, orphans: bool, mtp: bool, pattern: str | None, base: str | None) -> None:
     """Show sections, subgraphs, signatures, tensors, orphans and the MTP verdict of MODEL."""
     report = analyze(model, base=base)
+    require_base(report, base)
     if tensors or orphans or mtp or pattern:
         rows = tensor_rows(report, orphans, mtp, pattern)
         if as_json:

@@ -5,11 +5,14 @@ problem and exit non-zero (2 for bad input); a traceback only with --debug.
 """
 from __future__ import annotations
 
+import errno
+import os
 import sys
 
 import click
 
 from mtpsurgeon import __version__
+from mtpsurgeon.cli.render.escape import plain
 from mtpsurgeon.errors import MtpSurgeonError
 
 
@@ -18,13 +21,17 @@ class SurgeonGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed or full stdout fails here, not at interpreter exit
+            return result
         except MtpSurgeonError as exc:
             self._fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
             self._fail(ctx, "interrupted", 130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except OSError as exc:
+            self._fail(ctx, _os_error_line(exc), 1)
         except Exception as exc:  # an unexpected bug: still one line unless --debug
             self._fail(ctx, f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", 1)
 
@@ -32,8 +39,37 @@ class SurgeonGroup(click.Group):
     def _fail(ctx: click.Context, message: str, code: int) -> None:
         if (ctx.obj or {}).get("debug"):
             raise
-        click.echo(f"mtpsurgeon: error: {message}", err=True)
+        _silence_stdout()
+        try:
+            click.echo(f"mtpsurgeon: error: {plain(message)}", err=True)
+        except OSError:
+            pass  # stderr is gone too: the exit code still tells
         ctx.exit(code)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OS error that no writer mapped: stdout closed/full, or a file named by the OS."""
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        return "standard output was closed before everything was written (broken pipe)"
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"cannot write to standard output: {reason}"
+    return f"{os.fsdecode(exc.filename)}: {reason}"
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        if sys.stdout is sys.__stdout__:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 @click.group(cls=SurgeonGroup, context_settings={"help_option_names": ["-h", "--help"]})

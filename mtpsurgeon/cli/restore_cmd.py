@@ -6,7 +6,10 @@ from pathlib import Path
 import click
 
 from mtpsurgeon.analysis import analyze
+from mtpsurgeon.cli.inputs import recipe_file, require_base
 from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.escape import plain, text
+from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.surgery.plan import NothingToRestore, plan_restore
 from mtpsurgeon.surgery.restore import execute
 
@@ -27,45 +30,61 @@ def _default_out(model: str) -> Path:
 @click.option("--no-dump", is_flag=True, help="Do not write the safetensors dump.")
 @click.option("--dtype", type=click.Choice(["raw", "f32", "f16", "bf16"]), default="raw", show_default=True, help="Dump dtype.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Run changed signatures in the LiteRT interpreter.")
-@click.option("--dry-run", is_flag=True, help="Print the plan only.")
-@click.option("--force", is_flag=True, help="Overwrite outputs; write even if link checks fail (with a warning).")
+@click.option("--dry-run", is_flag=True, help="Print the plan (with any failing checks) and write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input, never through a symlink).")
+@click.option("--accept-link-failures", is_flag=True,
+              help="Write a drafter that fails link checks (with a warning); never one whose KV inputs the base lacks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
-def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force, as_json):
+def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force,
+            accept_link_failures, as_json):
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
     report = analyze(model, base=base)
+    require_base(report, base)
     err = stderr_console()
     try:
-        plan = plan_restore(report, drafter=drafter, signature_name=signature_name, recipe=recipe, force=force)
+        plan = plan_restore(report, drafter=drafter, signature_name=signature_name, recipe=recipe,
+                            accept_link_failures=accept_link_failures)
     except NothingToRestore as exc:
         if as_json:
-            print_json({"file": model, "plan": [], "status": "nothing-to-do", "message": str(exc)})
+            print_json({"file": model, "plan": [], "status": "nothing-to-do", "verdict": report.verdict.status,
+                        "message": str(exc)})
         else:
-            (stdout_console() if exc.exit_code == 0 else err).print(str(exc))
+            (stdout_console() if exc.exit_code == 0 else err).print(text(exc))
         raise SystemExit(exc.exit_code)
     out = Path(output) if output else _default_out(model)
+    if no_dump and dump:
+        raise SurgeryError(f"--dump {dump} and --no-dump contradict each other; give one")
     dump_path = None if no_dump else Path(dump) if dump else out.with_suffix(".safetensors")
     lines = plan.lines()
     if not as_json:
         console = stdout_console()
-        console.print(f"[bold]Plan for {model}[/] → {out}" + (f" (+ {dump_path})" if dump_path else ""))
+        console.print(text(f"Plan for {model} → {out}" + (f" (+ {dump_path})" if dump_path else ""), "bold"))
         for line in lines:
-            console.print("  " + line, markup=False)
+            console.print(text("  " + line))
     if dry_run:
         if as_json:
-            print_json({"file": model, "output": str(out), "dump": str(dump_path) if dump_path else None, "plan": lines, "dry_run": True})
+            print_json({"file": model, "output": str(out), "dump": str(dump_path) if dump_path else None, "plan": lines,
+                        "checks": [c.to_json() for c in plan.checks], "refused": plan.refusal, "dry_run": True})
+        plan.ensure_allowed()  # a refused plan still exits 1 after printing it
         return
     from mtpsurgeon.cli.render.console import byte_progress
 
     with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
-        result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance)
+        result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance,
+                         inputs=[base, recipe_file(recipe)])
+    for stale in result.cleaned:
+        err.print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
     if as_json:
         print_json({"file": model, "output": str(result.output), "dump": str(result.dump) if result.dump else None,
-                    "plan": lines, "relinked_tensors": result.relinked, "binding": result.notes,
-                    "verify": [vars(r) for r in result.runs]})
+                    "dumps": [str(p) for p in result.dumps], "plan": lines, "relinked_tensors": result.relinked,
+                    "binding": result.notes, "verify": [vars(r) for r in result.runs],
+                    "removed_stale": [str(p) for p in result.cleaned]})
         return
     console = stdout_console()
     for note in result.notes:
-        console.print(f"  {note}", markup=False)
+        console.print(text(f"  {note}"))
     for r in result.runs:
-        console.print(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}", markup=False)
-    console.print(f"[green]wrote[/] {result.output}" + (f" and {result.dump} ({result.relinked} re-linked tensors)" if result.dump else ""))
+        console.print(text(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}"))
+    dumps = ", ".join(plain(p) for p in result.dumps)
+    console.print(text("wrote ", "green") + text(f"{result.output}" + (f" and {dumps} ({result.relinked} re-linked tensors)"
+                                                                       if result.dumps else "")))

@@ -54,12 +54,26 @@ class DequantResult:
     note: str | None = None
 
 
+def unsupported_reason(t: TensorRecord) -> str | None:
+    """Why an integer tensor's quantization cannot be applied exactly (None when it can, or is absent)."""
+    q = t.quantization
+    if q is None or t.dtype.name not in _INT_TYPES:
+        return None
+    if q.scheme == "custom":
+        return f"{q.details} quantization is not supported"
+    if q.scheme == "none" and q.zero_point is not None and len(q.zero_point):
+        return f"{len(q.zero_point)} zero point(s) but no scales: the stored integers cannot be turned into values"
+    return None
+
+
 def kind(t: TensorRecord) -> str:
-    """'quantized', 'float', 'integer' (unquantized ints / bool) or 'unsupported'."""
+    """'quantized', 'float', 'integer' (unquantized ints / bool) or 'unsupported' (see :func:`unsupported_reason`)."""
     name = t.dtype.name
     if name in _FLOAT_TYPES:
         return "float"
     if name in _INT_TYPES:
+        if unsupported_reason(t):
+            return "unsupported"
         if t.is_quantized:
             return "quantized" if t.quantization.scheme != "custom" else "unsupported"
         return "integer"
@@ -159,6 +173,13 @@ def _fail(model: "TFLiteModel", t: TensorRecord, problem: str) -> MalformedFileE
     return MalformedFileError(model.path, f"tensor '{t.name}' (subgraph {t.subgraph}, index {t.index}): {problem}")
 
 
+def _check_finite(model: "TFLiteModel", t: TensorRecord, scale: np.ndarray) -> None:
+    """NaN / Inf scales would write NaN / Inf values that are not in the model: refuse the tensor."""
+    bad = int(np.count_nonzero(~np.isfinite(scale)))
+    if bad:
+        raise _fail(model, t, f"{bad} of {scale.size} scales are NaN or infinite")
+
+
 def _zero_or_none(zp: np.ndarray | None) -> np.ndarray | None:
     if zp is None or len(zp) == 0 or not np.any(zp):
         return None
@@ -171,6 +192,7 @@ def _params(model: "TFLiteModel", t: TensorRecord) -> _Params:
     if scheme == "blockwise":
         return _block_params(model, t)
     scale = np.asarray(q.scale, dtype=np.float32)
+    _check_finite(model, t, scale)
     zp = q.zero_point
     if scheme == "per-tensor":
         if zp is not None and len(zp) not in (0, 1):
@@ -202,6 +224,7 @@ def _block_params(model: "TFLiteModel", t: TensorRecord) -> _Params:
     nblocks = inner // q.block_size
     svals, side = _side_tensor(model, t, q.block_scales_tensor, "scales", outer * nblocks)
     scale = _float_chunk(side, svals.reshape(-1)).reshape(outer, nblocks)
+    _check_finite(model, t, scale)
     zp = None
     if _has_block_zero_points(model, t, outer * nblocks):
         zvals, _ = _side_tensor(model, t, q.block_zero_points_tensor, "zero points", outer * nblocks)

@@ -39,6 +39,7 @@ from mtpsurgeon.extract.dequantize import (
     kind,
     raw_companions,
     spurious_note,
+    unsupported_reason,
     validate,
 )
 from mtpsurgeon.extract.hf_names import map_hf_names
@@ -282,7 +283,7 @@ def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[
         info["stored_as"] = st
         return _Planned(t, name, st, out_shape, lambda: _raw_chunks(model, t, nbytes, progress, chunk_elements), info)
     if k == "unsupported":
-        report.skipped.append((t, f"{t.dtype.name} with {t.quantization.details} quantization cannot be dequantized"))
+        report.skipped.append((t, f"{t.dtype.name} cannot be dequantized exactly: {unsupported_reason(t) or 'unsupported quantization'}"))
         return None
     if k == "integer":
         np_dtype = np.dtype(t.dtype.numpy) if not t.dtype.packed else np.dtype(np.int8 if t.dtype.signed else np.uint8)

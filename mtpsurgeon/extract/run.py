@@ -1,15 +1,19 @@
-"""Carry out an extraction: standalone models and safetensors dumps into a folder."""
+"""Carry out an extraction: standalone models and safetensors dumps into a folder, as one output set."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from mtpsurgeon.analysis.report import Report
+from mtpsurgeon.errors import OutputError, malformed_model
 from mtpsurgeon.extract.dump import DumpReport, dump_safetensors
 from mtpsurgeon.extract.selection import Selection
 from mtpsurgeon.extract.standalone import extract_subgraph, write_section
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
+from mtpsurgeon.outputs import OutputSet
+from mtpsurgeon.paths import safe_component
 
 
 @dataclass
@@ -18,6 +22,7 @@ class ExtractResult:
 
     models: list[dict] = field(default_factory=list)  #: {path, sha256, kind, source}
     dumps: list[DumpReport] = field(default_factory=list)
+    cleaned: list[Path] = field(default_factory=list)  #: stale temporary files of killed runs, removed
 
 
 def _stem(sel: Selection, base: str, multi: bool) -> str:
@@ -34,37 +39,54 @@ def _drafter_roles(sel: Selection):
     return sel.analysis.roles.get(subgraphs.pop())
 
 
+def section_file_name(base: str, index: int, model_type: str | None) -> str:
+    """``<stem>.section<N>.<model_type>.tflite``; the model_type comes from the file, so it is sanitised."""
+    kind = safe_component((model_type or "untagged").removeprefix("tf_lite_"), "untagged")
+    return f"{base}.section{index}.{kind}.tflite"
+
+
 def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, dtype: str = "raw", names: str = "original",
                 models: bool = True, force: bool = False, progress: Callable[[int], None] | None = None,
-                allow_partial: bool = False) -> ExtractResult:
-    """Write each selection's standalone models and one safetensors dump per model."""
+                inputs: Iterable[str | os.PathLike | None] = (), allow_partial: bool = False) -> ExtractResult:
+    """Write each selection's standalone models and one safetensors dump per model, all or nothing.
+
+    Every file goes through one :class:`~mtpsurgeon.outputs.OutputSet`: written
+    under a temporary name, renamed into ``out_dir`` only when all are complete.
+    """
     file = report.file
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = Path(file.path).stem
+    out_dir = Path(out_dir)
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise OutputError(out_dir, "exists and is not a directory")
+    base = safe_component(Path(file.path).stem, "model")
     multi = len(selections) > 1
     source_sha = file.source.sha256()
     result = ExtractResult()
-    for sel in selections:
-        stem = _stem(sel, base, multi)
-        if models and isinstance(file, LiteRTLMContainer):
-            for index in sel.section_files:
-                s = file.sections[index]
-                path = out_dir / f"{base}.section{index}.{(s.model_type or 'untagged').removeprefix('tf_lite_')}.tflite"
-                digest = write_section(file, index, path, force)
-                result.models.append({"path": str(path), "sha256": digest, "kind": "section", "source": f"section {index}",
-                                      "section_sha256": file.section_sha256(index)})
-        if models:
-            for sg, key in sel.subgraph_files:
-                path = out_dir / f"{stem}.subgraph{sg}.tflite"
-                sm = extract_subgraph(sel.model, sg, path, force, signature_key=key)
-                result.models.append({"path": str(sm.path), "sha256": sm.sha256, "kind": "subgraph",
-                                      "source": f"{sel.analysis.where} subgraph {sg}", "signatures": list(sm.signatures)})
-        if sel.tensors:
-            suffix = "" if dtype == "raw" else f".{dtype}"
-            path = out_dir / f"{stem}{suffix}.safetensors"
-            result.dumps.append(dump_safetensors(
-                sel.model, sel.tensors, path, dtype=dtype, names=names, force=force, progress=progress,
-                section=sel.analysis.section_index, source_sha256=source_sha,
-                config_path=(out_dir / "config.json") if names == "hf" else None,
-                roles=_drafter_roles(sel), allow_partial=allow_partial))
+    with OutputSet(force=force, inputs=[file.path, *inputs]) as outs:
+        for sel in selections:
+            stem = _stem(sel, base, multi)
+            if models and isinstance(file, LiteRTLMContainer):
+                for index in sel.section_files:
+                    s = file.sections[index]
+                    path = out_dir / section_file_name(base, index, s.model_type)
+                    digest = write_section(file, index, outs.add(path), True)
+                    result.models.append({"path": str(path), "sha256": digest, "kind": "section", "source": f"section {index}",
+                                          "section_sha256": file.section_sha256(index)})
+            if models:
+                for sg, key in sel.subgraph_files:
+                    path = out_dir / f"{stem}.subgraph{sg}.tflite"
+                    with malformed_model(file.path, f"extracting {sel.analysis.where} subgraph {sg}"):
+                        sm = extract_subgraph(sel.model, sg, outs.add(path), True, signature_key=key)
+                    result.models.append({"path": str(path), "sha256": sm.sha256, "kind": "subgraph",
+                                          "source": f"{sel.analysis.where} subgraph {sg}", "signatures": list(sm.signatures)})
+            if sel.tensors:
+                suffix = "" if dtype == "raw" else f".{dtype}"
+                path = out_dir / f"{stem}{suffix}.safetensors"
+                config = outs.add(out_dir / "config.json") if names == "hf" else None
+                d = dump_safetensors(sel.model, sel.tensors, outs.add(path), dtype=dtype, names=names, force=True,
+                                     progress=progress, section=sel.analysis.section_index, source_sha256=source_sha,
+                                     config_path=config, roles=_drafter_roles(sel), allow_partial=allow_partial)
+                d.path = path
+                d.config_path = out_dir / "config.json" if d.config_path is not None else None
+                result.dumps.append(d)
+    result.cleaned = list(outs.cleaned)
     return result

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from mtpsurgeon.errors import MalformedFileError
+from mtpsurgeon.formats.regular import open_regular
 
 
 class MappedFile:
@@ -18,10 +19,7 @@ class MappedFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        try:
-            self._fh = open(self.path, "rb")
-        except OSError as exc:
-            raise MalformedFileError(self.path, f"cannot open: {exc.strerror or exc}") from exc
+        self._fh = open_regular(self.path)  # never blocks on a FIFO or device
         size = os.fstat(self._fh.fileno()).st_size
         self.size = size
         if size == 0:

@@ -7,6 +7,7 @@ from mtpsurgeon.errors import MalformedFileError
 from mtpsurgeon.formats.litertlm.reader import LiteRTLMContainer, read_litertlm
 from mtpsurgeon.formats.litertlm.schema import MAGIC
 from mtpsurgeon.formats.mapped import MappedFile
+from mtpsurgeon.formats.regular import check_regular_file
 from mtpsurgeon.formats.tflite import TFLiteModel, read_tflite
 from mtpsurgeon.formats.tflite.schema import FILE_IDENTIFIER
 
@@ -15,8 +16,7 @@ ModelFile = TFLiteModel | LiteRTLMContainer
 
 def open_file(path: str | os.PathLike) -> ModelFile:
     """Map ``path`` and parse it as a .litertlm container or a .tflite model."""
-    if os.path.isdir(path):
-        raise MalformedFileError(path, "is a directory, not a model file")
+    check_regular_file(path)  # before any open(): a FIFO would block forever
     source = MappedFile(path)
     head = bytes(source.view[:8])
     try:

@@ -36,6 +36,7 @@ class RestorePlan:
     drafter: DrafterSource | None = None
     checks: list[LinkCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    refusal: str | None = None  #: why executing this plan is refused (link checks), None if it may run
 
     def lines(self) -> list[str]:
         out = [f"{i + 1}. {s.description}" for i, s in enumerate(self.steps)]
@@ -46,17 +47,45 @@ class RestorePlan:
             if not c.passed:
                 out.append(f"   FAIL: {c.name} (expected {c.expected}, got {c.actual})")
         out.extend(f"warning: {w}" for w in self.warnings)
+        if self.refusal:
+            out.append(f"refused: {self.refusal}")
         return out
+
+    def ensure_allowed(self) -> None:
+        """Raise the refusal, if any (checked again right before anything is written)."""
+        if self.refusal:
+            raise SurgeryError(f"{self.report.file.path}: {self.refusal}")
+
+
+def is_kv_check(check: LinkCheck) -> bool:
+    """KV-cache checks: a drafter failing one makes the engine abort, so no flag accepts it."""
+    return check.name.startswith("KV input")
+
+
+def _unused(option: str, value: str, why: str) -> UsageError:
+    return UsageError(f"{option} {value}: not used because {why}; leave it out or point it at what it is for")
 
 
 def plan_restore(report: Report, *, drafter: str | None = None, signature_name: str | None = None,
-                 recipe: str | None = None, force: bool = False) -> RestorePlan:
-    """Map every hidden finding to a step; run the link gate (--force turns failures into warnings)."""
+                 recipe: str | None = None, accept_link_failures: bool = False) -> RestorePlan:
+    """Map every hidden finding to a step and run the link gate.
+
+    Every explicit input is used or refused with the reason. Link-check
+    failures refuse the plan (``plan.refusal``) unless ``accept_link_failures``;
+    failures of the KV-cache checks refuse it regardless: the runtime aborts on
+    a tagged drafter whose KV inputs the base model does not provide.
+    """
     path = report.file.path
     hidden = [f for f in report.findings if f.hidden or f.kind == "section_missing"]
     if not hidden:
+        for option, value in (("--drafter", drafter), ("--recipe", recipe), ("--signature-name", signature_name)):
+            if value is not None:
+                raise _unused(option, value, f"{path} has nothing to restore ({report.verdict.status}: {report.verdict.summary})")
         if report.verdict.status == "ready":
             raise NothingToRestore(f"{path}: nothing to restore — MTP is already ready ({report.verdict.summary})", True)
+        if report.verdict.status == "mismatched":
+            raise NothingToRestore(f"{path}: nothing hidden to restore — the drafter is mismatched ({report.verdict.summary})",
+                                   False)
         raise NothingToRestore(f"{path}: nothing hidden to restore ({report.verdict.summary})", False)
     plan = RestorePlan(report, [])
     for f in hidden:
@@ -85,10 +114,22 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
             name = recipe or default_recipe_for(f.kind)
             plan.steps.append(Step("rebuild", f"rebuild the operators of {f.where} from recipe '{name}' "
                                               f"({len(f.tensors)} orphan weights)", f, recipe=name))
+    kinds = {s.kind for s in plan.steps}
+    if drafter is not None and "graft" not in kinds:
+        raise _unused("--drafter", drafter, f"{path} already has a drafter to re-link "
+                      f"({', '.join(f.kind + ' at ' + f.where for f in hidden)}), so nothing is grafted")
+    if recipe is not None and "rebuild" not in kinds:
+        raise _unused("--recipe", recipe, f"no pruned operators are rebuilt in {path}")
+    if signature_name is not None and not any(s.kind == "expose" and s.signature_name == signature_name for s in plan.steps):
+        raise _unused("--signature-name", signature_name, "no subgraph of an unrecognised drafter is re-exposed")
     failed = [c for c in plan.checks if not c.passed]
     if failed:
         message = "; ".join(f"{c.name}: expected {c.expected}, got {c.actual}" for c in failed)
-        if not force:
-            raise SurgeryError(f"{path}: drafter/base link checks failed: {message} (use --force to write anyway)")
-        plan.warnings.append(f"link checks failed, writing anyway because of --force: {message}")
+        if any(is_kv_check(c) for c in failed):
+            plan.refusal = (f"drafter/base link checks failed: {message} — a drafter whose KV inputs the base does not "
+                            "provide aborts the runtime, so it is never written as a tagged drafter")
+        elif not accept_link_failures:
+            plan.refusal = f"drafter/base link checks failed: {message} (use --accept-link-failures to write anyway)"
+        else:
+            plan.warnings.append(f"link checks failed, writing anyway because of --accept-link-failures: {message}")
     return plan

@@ -11,11 +11,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False)
+    """Console for results; no highlighting or emoji codes (file-derived text stays literal)."""
+    return Console(highlight=False, emoji=False)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def print_json(data: Any) -> None:

@@ -1,6 +1,10 @@
 """Rich overview of an inspect report, rendered from its JSON form.
 
 Rendering from the same dict that --json prints keeps the two views honest.
+Every string in it may come from the file: the dict goes through
+:func:`~mtpsurgeon.cli.render.escape.plain_tree` (control characters made
+visible) and is only ever put into :class:`~rich.text.Text` objects, never
+into markup.
 """
 from __future__ import annotations
 
@@ -11,9 +15,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mtpsurgeon.cli.render.escape import plain_tree
 from mtpsurgeon.cli.render.formatting import human_bytes, human_count, spec
 
-VERDICT_STYLE = {"ready": "bold green", "hidden": "bold yellow", "absent": "bold red"}
+VERDICT_STYLE = {"ready": "bold green", "hidden": "bold yellow", "mismatched": "bold red", "absent": "bold red"}
+
+
+def T(*parts: str | tuple[str, str]) -> Text:
+    """Literal text from plain strings and (string, style) pairs; nothing is parsed as markup."""
+    return Text.assemble(*parts)
 
 
 def _io_line(items: list[dict]) -> str:
@@ -30,10 +40,9 @@ def _sections(data: dict) -> Table:
     for col in ("#", "data type", "model_type", "offset", "size", "16K"):
         t.add_column(col, justify="right" if col in ("#", "offset", "size") else "left")
     for s in data["sections"]:
-        mt = s["model_type"] or "[dim]-[/]"
-        if s["model_type"] and "mtp" in s["model_type"]:
-            mt = f"[bold cyan]{mt}[/]"
-        t.add_row(str(s["index"]), s["data_type"], mt, str(s["begin"]), human_bytes(s["size"]), "yes" if s["aligned"] else "[red]no[/]")
+        mt = T((s["model_type"], "bold cyan" if "mtp" in s["model_type"] else "")) if s["model_type"] else T(("-", "dim"))
+        t.add_row(str(s["index"]), T(s["data_type"]), mt, str(s["begin"]), human_bytes(s["size"]),
+                  T("yes") if s["aligned"] else T(("no", "red")))
     return t
 
 
@@ -48,37 +57,37 @@ def _model(m: dict) -> Panel:
         if reach and reach.startswith("called by"):
             called.setdefault(reach.split("(")[-1].rstrip(")"), []).append(sg)
             continue
-        reach = reach or "[yellow]no signature reaches it[/]"
-        sub.add_row(f"subgraph {sg['index']}", f"{sg['name'] or '-'}: {sg['operators']} ops, {sg['tensors']} tensors — {reach}")
+        sub.add_row(f"subgraph {sg['index']}", T(f"{sg['name'] or '-'}: {sg['operators']} ops, {sg['tensors']} tensors — ",
+                                                 (reach, "") if reach else ("no signature reaches it", "yellow")))
     for op, sgs in called.items():
         first, last = sgs[0]["index"], sgs[-1]["index"]
         span = f"{first}" if len(sgs) == 1 else f"{first}..{last}"
-        sub.add_row(f"subgraphs {span}", f"{len(sgs)} bodies called by {op} ops (e.g. {sgs[0]['name']})")
+        sub.add_row(f"subgraphs {span}", T(f"{len(sgs)} bodies called by {op} ops (e.g. {sgs[0]['name']})"))
     for s in m["signatures"]:
-        sub.add_row(f"sig '{s['key']}'", f"in: {_io_line(s['inputs'])}\nout: {_io_line(s['outputs'])}")
+        sub.add_row(T(f"sig '{s['key']}'"), T(f"in: {_io_line(s['inputs'])}\nout: {_io_line(s['outputs'])}"))
     if m["op_histogram"]:
         ops = ", ".join(f"{k}×{v}" for k, v in list(m["op_histogram"].items())[:10])
         more = len(m["op_histogram"]) - 10
-        sub.add_row("ops", ops + (f", +{more} more" if more > 0 else ""))
+        sub.add_row("ops", T(ops + (f", +{more} more" if more > 0 else "")))
     if m["params_by_dtype"]:
-        sub.add_row("weights", ", ".join(f"{k} {human_count(v['params'])} ({human_bytes(v['bytes'])})" for k, v in m["params_by_dtype"].items()))
+        sub.add_row("weights", T(", ".join(f"{k} {human_count(v['params'])} ({human_bytes(v['bytes'])})" for k, v in m["params_by_dtype"].items())))
     if m["quantization"]:
-        sub.add_row("quant", ", ".join(f"{k}×{v}" for k, v in m["quantization"].items()))
+        sub.add_row("quant", T(", ".join(f"{k}×{v}" for k, v in m["quantization"].items())))
     buf = m["buffers"]
-    sub.add_row("buffers", ", ".join(f"{k} {v}" for k, v in buf.items()))
+    sub.add_row("buffers", T(", ".join(f"{k} {v}" for k, v in buf.items())))
     o = m["orphans"]
-    parts = []
+    parts: list[Text] = []
     if o["tensors"]:
-        parts.append(f"[yellow]{len(o['tensors'])} orphan tensors[/] ({human_bytes(sum(t['bytes'] for t in o['tensors']))})")
+        parts.append(T((f"{len(o['tensors'])} orphan tensors", "yellow"), f" ({human_bytes(sum(t['bytes'] for t in o['tensors']))})"))
     if o["buffers"]:
-        parts.append(f"[yellow]{len(o['buffers'])} orphan buffers[/]")
+        parts.append(T((f"{len(o['buffers'])} orphan buffers", "yellow")))
     if o["subgraphs"]:
-        parts.append(f"[yellow]{len(o['subgraphs'])} unreachable subgraphs[/]")
+        parts.append(T((f"{len(o['subgraphs'])} unreachable subgraphs", "yellow")))
     if o["operator_codes"]:
-        parts.append(f"{len(o['operator_codes'])} unused operator codes")
-    sub.add_row("orphans", ", ".join(parts) or "[green]none[/]")
+        parts.append(T(f"{len(o['operator_codes'])} unused operator codes"))
+    sub.add_row("orphans", Text(", ").join(parts) if parts else T(("none", "green")))
     rows.append(sub)
-    title = f"{m['label']} — {human_bytes(m['size'])}"
+    title = T(f"{m['label']} — {human_bytes(m['size'])}")
     return Panel(Group(*rows), title=title, title_align="left", border_style="blue")
 
 
@@ -90,8 +99,8 @@ def _orphans(data: dict, limit: int = 12) -> Table | None:
     for col in ("sec", "sg", "#", "name", "type", "bytes", "MTP"):
         t.add_column(col, justify="right" if col in ("sec", "sg", "#", "bytes") else "left", overflow="fold")
     for row in tensors[:limit]:
-        t.add_row("-" if row["section"] is None else str(row["section"]), str(row["subgraph"]), str(row["index"]), row["name"],
-                  spec(row["dtype"], row["shape"]), human_bytes(row["bytes"]), "[cyan]yes[/]" if row.get("mtp") else "")
+        t.add_row("-" if row["section"] is None else str(row["section"]), str(row["subgraph"]), str(row["index"]), T(row["name"]),
+                  T(spec(row["dtype"], row["shape"])), human_bytes(row["bytes"]), T(("yes", "cyan")) if row.get("mtp") else "")
     if len(tensors) > limit:
         t.caption = f"… {len(tensors) - limit} more (mtpsurgeon inspect --tensors --orphans)"
     return t
@@ -101,8 +110,9 @@ def _mtp(data: dict) -> Panel:
     mtp = data["mtp"]
     body: list[Any] = [Text(mtp["summary"])]
     for f in mtp["findings"]:
-        mark = "[yellow]hidden[/]" if f["hidden"] else "[green]present[/]"
-        body.append(Text.from_markup(f"\n• {mark} [bold]{f['kind']}[/] at {f['where']} (confidence {f['confidence']})"))
+        mismatched = not f["hidden"] and any(not c["passed"] for c in f["links"])
+        mark = ("hidden", "yellow") if f["hidden"] else ("mismatched", "red") if mismatched else ("present", "green")
+        body.append(T("\n• ", mark, " ", (f["kind"], "bold"), f" at {f['where']} (confidence {f['confidence']})"))
         for e in f["evidence"]:
             body.append(Text(f"    – {e}"))
         if f["tensors"]:
@@ -110,26 +120,27 @@ def _mtp(data: dict) -> Panel:
         if f["links"]:
             passed = sum(c["passed"] for c in f["links"])
             style = "green" if passed == len(f["links"]) else "red"
-            body.append(Text.from_markup(f"    [{style}]link checks {passed}/{len(f['links'])} pass[/] (details: --json)"))
+            body.append(T("    ", (f"link checks {passed}/{len(f['links'])} pass", style), " (details: --json)"))
         for c in f["links"]:
             if not c["passed"]:
-                body.append(Text.from_markup(f"    [red]FAIL[/] {c['check']}: expected {c['expected']}, got {c['actual']}"))
+                body.append(T("    ", ("FAIL", "red"), f" {c['check']}: expected {c['expected']}, got {c['actual']}"))
     if mtp["fix"]:
-        body.append(Text.from_markup(f"\nfix: [bold]{mtp['fix']}[/]"))
+        body.append(T("\nfix: ", (mtp["fix"], "bold")))
     style = VERDICT_STYLE.get(mtp["verdict"], "bold")
     return Panel(Group(*body), title=Text(f"MTP: {mtp['verdict'].upper()}", style=style), title_align="left", border_style=style.split()[-1])
 
 
 def render_overview(console: Console, data: dict) -> None:
     """One-screen overview: file, sections, models, orphans, MTP verdict."""
-    head = f"[bold]{data['file']}[/]  {data['format']}  {human_bytes(data['size'])}"
+    data = plain_tree(data)
+    head = T((data["file"], "bold"), f"  {data['format']}  {human_bytes(data['size'])}")
     if "container" in data:
         c = data["container"]
-        head += f"  v{c['version']}"
+        head.append(f"  v{c['version']}")
         if c.get("llm_metadata"):
             lm = c["llm_metadata"]
             keys = [f"{k}={v}" for k, v in lm.items() if not isinstance(v, (dict, list))][:4]
-            head += "  llm: " + ", ".join(keys)
+            head.append("  llm: " + ", ".join(keys))
     console.print(head)
     if "sections" in data:
         console.print(_sections(data))
@@ -143,6 +154,7 @@ def render_overview(console: Console, data: dict) -> None:
 
 def render_tensors(console: Console, rows: list[dict]) -> None:
     """The --tensors listing."""
+    rows = plain_tree(rows)
     t = Table(title=f"Tensors ({len(rows)})", title_justify="left", pad_edge=False)
     for col in ("sec", "sg", "#", "name", "type", "quant", "buf", "bytes", "flags"):
         t.add_column(col, justify="right" if col in ("sec", "sg", "#", "buf", "bytes") else "left", overflow="fold")
@@ -150,7 +162,7 @@ def render_tensors(console: Console, rows: list[dict]) -> None:
         q = r["quantization"]
         quant = "" if q is None else q["scheme"] + (f"/d{q['quantized_dimension']}" if q["scheme"] == "per-channel" else "")
         flags = [f for f in ("orphan", "mtp", "spurious_quantization") if r.get(f)]
-        t.add_row("-" if r["section"] is None else str(r["section"]), str(r["subgraph"]), str(r["index"]), r["name"],
-                  spec(r["dtype"], r["shape"]), quant, str(r["buffer"]), human_bytes(r["bytes"]) if r["bytes"] else "",
+        t.add_row("-" if r["section"] is None else str(r["section"]), str(r["subgraph"]), str(r["index"]), T(r["name"]),
+                  T(spec(r["dtype"], r["shape"])), T(quant), str(r["buffer"]), human_bytes(r["bytes"]) if r["bytes"] else "",
                   " ".join(flags))
     console.print(t)

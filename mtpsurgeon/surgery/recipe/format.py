@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mtpsurgeon.errors import SurgeryError
+from mtpsurgeon.formats.regular import open_regular
 from mtpsurgeon.formats.tflite.dtypes import BY_NAME
 from mtpsurgeon.formats.tflite.schema import BUILTIN_OP_CODES
 from mtpsurgeon.surgery.recipe.expressions import symbols
@@ -72,7 +73,10 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         source = f"built-in recipe '{name_or_path}'"
     elif p.suffix == ".json" or p.exists():
         try:
-            text = p.read_text()
+            with open_regular(p) as fh:  # a FIFO would block read_text() forever
+                text = fh.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SurgeryError(f"recipe {p}: not UTF-8 text: {exc}") from None
         except OSError as exc:
             raise SurgeryError(f"recipe {p}: cannot read it: {exc.strerror or exc}") from None
         source = str(p)
