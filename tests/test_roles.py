@@ -143,3 +143,22 @@ def test_names_hf_refuses_a_partial_mapping(tmp_path):
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "not mapped" in r.stderr and "Traceback" not in r.stderr
     assert not list(out.glob("*.safetensors")) and not (out / "config.json").exists()
+
+
+def test_pruned_roles_come_from_shapes_and_names_and_refuse_ambiguity(tmp_path):
+    """Pruned: the torch names place every weight; anonymous names leave the [D] norms ambiguous, said so."""
+    report = analyze(FX / "hidden" / "pruned-drafter.litertlm")
+    ma = next(m for m in report.models if any(r.method == "shapes" for r in m.roles.values()))
+    rm = next(r for r in ma.roles.values() if r.method == "shapes")
+    tensors = ma.model.subgraphs[rm.subgraph].tensors
+    assert len(rm.roles) == 44
+    for i, role in rm.roles.items():
+        assert candidates(tensors[i].name) == {role.hf_name}, (tensors[i].name, role.label)
+    assert [b.layer_type for b in rm.blocks] == ["sliding_attention"] * 3 + ["full_attention"]
+
+    anon = rewrite_names(FX / "hidden" / "pruned-drafter.tflite", tmp_path / "p.tflite", anonymous)
+    rep = analyze(anon, base=FX / "gemma4-mini.litertlm")
+    rm = next(r for m in rep.models for r in m.roles.values() if r.method == "shapes")
+    kinds = {r.kind for r in rm.roles.values()}
+    assert kinds <= {"pre_projection", "post_projection", "lm_head"}, kinds  # shapes alone decide only these
+    assert any("ambiguous" in why for _, why in rm.unassigned)

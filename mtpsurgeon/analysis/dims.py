@@ -23,6 +23,12 @@ class BaseDims:
     verify_len: int | None = None  #: length of verify's input_pos (draft steps + 1)
     activations_outputs: list[str] = field(default_factory=list)  #: signature keys
 
+    @property
+    def kv_heads(self) -> int | None:
+        """KV heads of the base's caches ([1, heads, C, d]), when all agree."""
+        heads = {t.shape[1] for t in self.kv.values() if len(t.shape) == 4}
+        return heads.pop() if len(heads) == 1 else None
+
     def to_json(self) -> dict:
         return {
             "label": self.label,

@@ -159,9 +159,9 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
     if names == "hf":
         mapping = map_hf_names(selected, model, num_key_value_heads, hf_config_overrides, roles)
         if mapping.unmapped and not allow_partial:
-            raise PartialMappingError(out_path, mapping.unmapped, len(mapping.names))
+            raise PartialMappingError(model.path, mapping.unmapped, len(mapping.names))
         if not mapping.names:
-            raise PartialMappingError(out_path, mapping.unmapped, 0)
+            raise PartialMappingError(model.path, mapping.unmapped, 0)
         for t, reason in mapping.unmapped:
             report.skipped.append((t, f"not mapped to a gemma4_assistant name: {reason}"))
         report.notes.extend(mapping.notes)

@@ -87,6 +87,8 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         (config if key in config and key != "text_config" else text)[key] = value
     defaults = sorted(set(GEMMA4_DEFAULTS) - set(overrides or {}))
     notes.append(f"config.json: {', '.join(defaults)} are Gemma 4 defaults, not shown by the graph")
+    if text["final_logit_softcapping"] is None and rm.method == "shapes":
+        notes.append("final_logit_softcapping: not visible without the drafter's operators (Gemma 4 drafters use 30.0)")
     missing = [k for k, v in text.items() if v is None and k != "final_logit_softcapping"]
     if missing:
         notes.append(f"config fields the graph did not determine: {', '.join(missing)}")

@@ -133,9 +133,12 @@ def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLite
     """Map tensors by the roles the graph gave them; config from the graph's architecture."""
     m = HfMapping()
     claimed: dict[str, TensorRecord] = {}
+    constants = 0
     for t in tensors:
         role = roles.roles.get(t.index) if t.subgraph == roles.subgraph else None
-        if role is None:
+        if role is None and (t.dtype.name in ("INT32", "INT64") or t.num_elements <= 1):
+            constants += 1  # shape vectors, axes, eps and fill scalars: the converter's, not parameters
+        elif role is None:
             m.unmapped.append((t, "no drafter role recognised for it"))
         elif role.hf_name is None:
             m.notes.append(f"'{t.name}' is a {role.kind} ({role.evidence}); gemma4_assistant computes it, not written")
@@ -143,6 +146,8 @@ def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLite
             m.unmapped.append((t, f"{role.hf_name} is also claimed by '{claimed[role.hf_name].name}'"))
         else:
             claimed.setdefault(role.hf_name, t)
+    if constants:
+        m.notes.append(f"{constants} converter constants (shape vectors, scalars) are not parameters: not written")
     for target, t in claimed.items():
         m.names[(t.subgraph, t.index)] = target
         m.shapes[(t.subgraph, t.index)] = tuple(t.shape)

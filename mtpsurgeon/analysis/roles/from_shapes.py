@@ -1,0 +1,143 @@
+"""Roles of a pruned drafter's weights (no operators left): shapes first, names as evidence.
+
+With the dataflow gone, shapes and their relations to the base decide what
+they can: the pre-projection [D, 2H] and post-projection [H, D] pair (from
+the tie), the LM head [V, D] with the base's vocab. Per-block roles need a
+block index and a role that shapes cannot give (all block norms are [D];
+gate and up are both [I, D]); those come from name tokens — torch paths
+(``layers.2.mlp.gate_proj``) or JAX export paths (``layer_2.post_qkv/mlp/
+gating_einsum1``) — and only when the name's role fits the shape. Anything
+left is reported with the reason; nothing is guessed.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from mtpsurgeon.analysis.roles.model import BlockArch, Role, RoleMap
+from mtpsurgeon.analysis.roles.patterns import is_vector_shape
+from mtpsurgeon.formats.tflite.records import TensorRecord
+
+#: Name tokens (lower-cased, any separator) that say which role a weight has.
+NAME_ROLES: list[tuple[tuple[str, ...], str]] = [
+    (("q", "einsum"), "q_proj"), (("q", "proj"), "q_proj"),
+    (("attn", "vec", "einsum"), "o_proj"), (("o", "proj"), "o_proj"),
+    (("gating", "einsum1"), "gate_proj"), (("gate", "proj"), "gate_proj"),
+    (("gating", "einsum2"), "up_proj"), (("up", "proj"), "up_proj"),
+    (("mlp", "linear"), "down_proj"), (("down", "proj"), "down_proj"),
+    (("q", "norm"), "q_norm"), (("input", "layernorm"), "input_layernorm"),
+    (("post", "attention", "layernorm"), "post_attention_layernorm"),
+    (("pre", "feedforward", "layernorm"), "pre_feedforward_layernorm"),
+    (("post", "feedforward", "layernorm"), "post_feedforward_layernorm"),
+    (("layer", "scalar"), "layer_scalar"), (("maybe", "rope"), "rope_table"),
+]
+_TOKEN = re.compile(r"[a-z]+[0-9]*|[0-9]+")
+_LAYER = re.compile(r"layers?[._/]?(\d+)", re.IGNORECASE)
+
+
+def _tokens(name: str) -> list[str]:
+    return _TOKEN.findall(name.lower().replace("_", " "))
+
+
+def _name_role(name: str) -> str | None:
+    tk = _tokens(name)
+    found = {role for path, role in NAME_ROLES
+             if any(tuple(tk[i:i + len(path)]) == path for i in range(len(tk) - len(path) + 1))}
+    if "q_norm" in found:
+        found.discard("q_proj")
+    return found.pop() if len(found) == 1 else None
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int, vocab: int | None,
+                     kv_heads: int | None = None) -> RoleMap:
+    """Roles of orphaned drafter weights with hidden ``D``, backbone ``H`` and (base) ``vocab``, ``kv_heads``."""
+    rm = RoleMap(subgraph, "shapes")
+    rm.arch.update(hidden=D, backbone_hidden=H, vocab=vocab)
+    taken: set[int] = set()
+
+    def unique(shape: tuple[int, ...], kind: str, why: str) -> None:
+        hits = [t for t in tensors if _squeezed(tuple(t.shape)) == shape and t.index not in taken]
+        if len(hits) == 1:
+            rm.roles[hits[0].index] = Role(kind, None, why, "shape")
+            taken.add(hits[0].index)
+        elif len(hits) > 1:
+            named = [t for t in hits if _name_role(t.name) is None and kind.split("_")[0] in t.name.lower()]
+            if len(named) == 1:
+                rm.roles[named[0].index] = Role(kind, None, why + f"; name '{named[0].name}' decides", "name")
+                taken.add(named[0].index)
+
+    unique((D, 2 * H), "pre_projection", f"the only [D, 2H] = [{D}, {2 * H}] matrix")
+    unique((H, D), "post_projection", f"the only [H, D] = [{H}, {D}] matrix")
+    if vocab:
+        unique((vocab, D), "lm_head", f"the only [V, D] = [{vocab}, {D}] matrix (V = the base's vocab)")
+    for t in tensors:
+        if t.index in taken:
+            continue
+        role, layer = _name_role(t.name), _LAYER.search(t.name)
+        shape = _squeezed(tuple(t.shape))
+        if role is None:
+            rm.unassigned.append((t.index, _why_unassigned(t, tensors, D)))
+            continue
+        if not _fits(role, shape, D):
+            rm.unassigned.append((t.index, f"its name says {role} but its shape {list(t.shape)} does not fit one (D={D})"))
+            continue
+        n = int(layer.group(1)) if layer else None
+        if n is None and role != "rope_table":
+            rm.unassigned.append((t.index, f"its name says {role} but names no block"))
+            continue
+        rm.roles[t.index] = Role(role, n, f"name '{t.name}' says {role}" + (f" of block {n}" if n is not None else "")
+                                 + f"; shape {list(t.shape)} fits", "name")
+    finals = [t for t in tensors if t.index not in rm.roles and is_vector_shape(tuple(t.shape)) and t.shape[-1] == D
+              and re.search(r"(^|[^a-z_])(final_)?norm", t.name.lower()) and not _LAYER.search(t.name)]
+    if len(finals) == 1:
+        rm.roles[finals[0].index] = Role("final_norm", None, f"name '{finals[0].name}' is a norm outside any block", "name")
+        rm.unassigned = [(i, w) for i, w in rm.unassigned if i != finals[0].index]
+    _blocks(rm, {t.index: t for t in tensors}, kv_heads)
+    return rm
+
+
+def _blocks(rm: RoleMap, by_index: dict[int, TensorRecord], kv_heads: int | None) -> None:
+    """Per-block architecture implied by the shapes of the weights the names placed."""
+    per: dict[int, dict[str, tuple[int, ...]]] = {}
+    for i, r in rm.roles.items():
+        if r.layer is not None:
+            per.setdefault(r.layer, {})[r.kind] = _squeezed(tuple(by_index[i].shape))
+    for n in sorted(per):
+        w = per[n]
+        hd = w["q_norm"][0] if "q_norm" in w else None
+        q_out = w["q_proj"][0] if "q_proj" in w else None
+        rm.blocks.append(BlockArch(n, heads=q_out // hd if q_out and hd and q_out % hd == 0 else None, head_dim=hd,
+                                   kv_heads=kv_heads, intermediate=w["gate_proj"][0] if "gate_proj" in w else None))
+    dims = {b.head_dim for b in rm.blocks if b.head_dim}
+    for b in rm.blocks:
+        b.layer_type = ("full_attention" if b.head_dim == max(dims) else "sliding_attention") if len(dims) > 1 else (
+            "full_attention" if b is rm.blocks[-1] else "sliding_attention")
+    if len(dims) <= 1 and rm.blocks:
+        rm.notes.append("one head_dim in every block: the last block taken as full attention (Gemma 4's pattern)")
+    rm.arch["num_layers"] = len(rm.blocks)
+
+
+def _fits(role: str, shape: tuple[int, ...], D: int) -> bool:
+    if role in ("q_proj", "gate_proj", "up_proj"):
+        return len(shape) == 2 and shape[1] == D
+    if role in ("o_proj", "down_proj"):
+        return len(shape) == 2 and shape[0] == D
+    if role.endswith("layernorm"):
+        return shape == (D,)
+    if role == "q_norm":
+        return len(shape) == 1
+    if role == "layer_scalar":
+        return len(shape) <= 1
+    return True
+
+
+def _why_unassigned(t: TensorRecord, tensors: list[TensorRecord], D: int) -> str:
+    shape = _squeezed(tuple(t.shape))
+    same = Counter(_squeezed(tuple(x.shape)) for x in tensors)[shape]
+    if same > 1:
+        return f"{same} orphan tensors share shape {list(shape)} and its name says no role: ambiguous without operators"
+    return f"no role fits shape {list(t.shape)} and its name says none"
