@@ -168,17 +168,18 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
         chosen = [t for t in selected if (t.subgraph, t.index) in mapping.names]
         out_names = {k: alloc.take(v) for k, v in mapping.names.items()}
         shapes = mapping.shapes
+        factors = mapping.factors
     else:
         chosen = selected
         out_names = original_names(chosen, alloc)
-        shapes = {}
+        shapes, factors = {}, {}
 
     plan: list[_Planned] = []
     companions: list[tuple[_Planned, dict[str, np.ndarray]]] = []
     for t in chosen:
         key = (t.subgraph, t.index)
         item = _plan_tensor(model, t, out_names[key], shapes.get(key, tuple(t.shape)), dtype, report,
-                            progress, chunk_elements)
+                            progress, chunk_elements, factors.get(key))
         if item is None:
             continue
         plan.append(item)
@@ -262,7 +263,9 @@ def _tracked(t: TensorRecord, chunks: Iterator[tuple[int, int, np.ndarray]],
 
 
 def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[int, ...], dtype: str,
-                 report: DumpReport, progress: Callable[[int], None] | None, chunk_elements: int) -> _Planned | None:
+                 report: DumpReport, progress: Callable[[int], None] | None, chunk_elements: int,
+                 factor: float | None = None) -> _Planned | None:
+    """How one tensor is written; ``factor`` multiplies dequantized values (an unfolded constant)."""
     k = kind(t)
     info = {"name": t.name, "subgraph": t.subgraph, "index": t.index, "dtype": t.dtype.name,
             "shape": list(t.shape), "quantization": describe(t)}
@@ -302,11 +305,16 @@ def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[
     st = _FLOAT_OUT[dtype][0]
     info["stored_as"] = st
     info["values"] = "dequantized" if k == "quantized" else "float, converted as stored"
+    if factor is not None:
+        info["unfolded_factor"] = factor
+        info["values"] += f", then multiplied by {factor:g} (a constant the exporter folded into it)"
     f16_overflow = []
 
     def src() -> Iterator[np.ndarray]:
         try:
             for _, _, vals in _tracked(t, iter_dequantized(model, t, chunk_elements), progress):
+                if factor is not None:
+                    vals = vals * np.float32(factor)
                 out = _cast(vals, dtype)
                 if dtype == "f16" and not f16_overflow and np.isinf(out).sum() > np.isinf(vals).sum():
                     f16_overflow.append(True)

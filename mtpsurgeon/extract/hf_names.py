@@ -116,6 +116,7 @@ class HfMapping:
     shapes: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)  #: shape to write
     unmapped: list[tuple[TensorRecord, str]] = field(default_factory=list)  #: (tensor, reason)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  #: tensors filled with defaults
+    factors: dict[tuple[int, int], float] = field(default_factory=dict)  #: (sg, index) → multiply values by
     config: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -146,6 +147,16 @@ def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLite
             m.unmapped.append((t, f"{role.hf_name} is also claimed by '{claimed[role.hf_name].name}'"))
         else:
             claimed.setdefault(role.hf_name, t)
+    head = claimed.get("model.embed_tokens.weight")
+    cap, folded = roles.arch.get("softcap"), roles.arch.get("softcap_folded")
+    if head is not None and cap and folded:
+        m.factors[(head.subgraph, head.index)] = float(cap)
+        m.notes.append(f"the graph computes logits = {cap:g} * tanh(x W^T) with no division by {cap:g} before the "
+                       f"tanh: the exporter folded 1/{cap:g} into the LM head, so model.embed_tokens.weight is written "
+                       f"x{cap:g} (unfolded)")
+    if head is not None and cap:
+        m.notes.append(f"gemma4_assistant applies no final-logit soft-cap in its forward: to reproduce the LiteRT "
+                       f"drafter's logits apply logits = {cap:g} * tanh(logits / {cap:g}) (greedy top-1 is unchanged)")
     if constants:
         m.notes.append(f"{constants} converter constants (shape vectors, scalars) are not parameters: not written")
     for target, t in claimed.items():

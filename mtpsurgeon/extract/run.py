@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 from mtpsurgeon.analysis.report import Report
 from mtpsurgeon.errors import OutputError, malformed_model
 from mtpsurgeon.extract.dump import DumpReport, dump_safetensors
+from mtpsurgeon.extract.hf_card import model_card
 from mtpsurgeon.extract.selection import Selection
 from mtpsurgeon.extract.standalone import extract_subgraph, write_section
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
@@ -78,15 +79,22 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
                         sm = extract_subgraph(sel.model, sg, outs.add(path), True, signature_key=key)
                     result.models.append({"path": str(path), "sha256": sm.sha256, "kind": "subgraph",
                                           "source": f"{sel.analysis.where} subgraph {sg}", "signatures": list(sm.signatures)})
-            if sel.tensors:
-                suffix = "" if dtype == "raw" else f".{dtype}"
-                path = out_dir / f"{stem}{suffix}.safetensors"
-                config = outs.add(out_dir / "config.json") if names == "hf" else None
+            if sel.tensors and names == "hf":
+                # A folder transformers loads as is: model.safetensors + config.json + README.md.
+                folder = out_dir / stem if multi else out_dir
+                path, config, card = folder / "model.safetensors", folder / "config.json", folder / "README.md"
                 d = dump_safetensors(sel.model, sel.tensors, outs.add(path), dtype=dtype, names=names, force=True,
                                      progress=progress, section=sel.analysis.section_index, source_sha256=source_sha,
-                                     config_path=config, roles=_drafter_roles(sel), allow_partial=allow_partial)
+                                     config_path=outs.add(config), roles=_drafter_roles(sel), allow_partial=allow_partial)
+                outs.add(card).write_text(model_card(d, Path(file.path).name, source_sha, sel.analysis.where))
+                d.path, d.config_path = path, config
+                result.dumps.append(d)
+            elif sel.tensors:
+                suffix = "" if dtype == "raw" else f".{dtype}"
+                path = out_dir / f"{stem}{suffix}.safetensors"
+                d = dump_safetensors(sel.model, sel.tensors, outs.add(path), dtype=dtype, names=names, force=True,
+                                     progress=progress, section=sel.analysis.section_index, source_sha256=source_sha)
                 d.path = path
-                d.config_path = out_dir / "config.json" if d.config_path is not None else None
                 result.dumps.append(d)
     result.cleaned = list(outs.cleaned)
     return result
