@@ -30,11 +30,14 @@ from mtpsurgeon.extract.selection import select
               help="hf: transformers gemma4_assistant parameter names + config.json.")
 @click.option("--allow-partial", is_flag=True,
               help="With --names hf: write the tensors that map even when some do not (default: refuse, exit 1).")
+@click.option("--check-parity", is_flag=True,
+              help="With --names hf: run the checkpoint in transformers and the drafter in LiteRT on the same random "
+                   "inputs and compare (needs torch and transformers).")
 @click.option("--no-models", is_flag=True, help="Only the safetensors dump, no standalone .tflite files.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, allow_partial,
-            no_models, force, as_json):
+            check_parity, no_models, force, as_json):
     """Write MODEL's MTP weights (or a selection) as safetensors and standalone models."""
     report = analyze(model)
     selections = select(report, orphans=orphans, everything=everything, section=section, subgraph=subgraph,
@@ -43,8 +46,7 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
     total = sum(total_input_bytes(s.model, s.tensors) for s in selections)
     with byte_progress("extracting", total, enabled=not as_json) as advance:
         result = run_extract(report, selections, out, dtype=dtype, names=names, models=not no_models, force=force,
-                             allow_partial=allow_partial,
-                             progress=advance)
+                             allow_partial=allow_partial, check_parity=check_parity, progress=advance)
     for stale in result.cleaned:
         stderr_console().print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
     if as_json:
@@ -54,9 +56,11 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
                        "companions": d.companions, "parameters": d.parameters, "bytes_in": d.bytes_in,
                        "bytes_out": d.bytes_out, "notes": d.notes,
                        "skipped": [{"name": t.name, "reason": why} for t, why in d.skipped],
-                       "config": str(d.config_path) if d.config_path else None} for d in result.dumps],
-            "removed_stale": [str(p) for p in result.cleaned],
+                       "config": str(d.config_path) if d.config_path else None,
+                       "parity": d.parity.to_json() if d.parity is not None else None} for d in result.dumps],
+            "removed_stale": [str(p) for p in result.cleaned], "notes": result.notes,
         })
+        _parity_exit(result)
         return
     console = stdout_console()
     for m in result.models:
@@ -74,3 +78,19 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
             console.print(text(f"  note: {note}"))
         for t, why in d.skipped:
             console.print(text(f"  skipped {t.name}: {why}"))
+        if d.parity is not None:
+            p = d.parity
+            console.print(text(f"  parity with transformers ({p.samples} random inputs): logits max |diff| "
+                               f"{p.logits_max_abs:.2e}, projected {p.projected_max_abs:.2e}, top-1 agreement "
+                               f"{p.top1_agree:.0%}: {'ok' if p.passed() else 'FAILED'}", "green" if p.passed() else "red"))
+            for note in p.notes:
+                console.print(text(f"    {note}"))
+    for note in result.notes:
+        console.print(text(f"  note: {note}"))
+    _parity_exit(result)
+
+
+def _parity_exit(result) -> None:
+    """A checkpoint that does not compute what the drafter computes is a failure (exit 1); the files stay."""
+    if any(d.parity is not None and not d.parity.passed() for d in result.dumps):
+        raise SystemExit(1)

@@ -92,6 +92,7 @@ class DumpReport:
     skipped: list[tuple[TensorRecord, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     config_path: Path | None = None
+    parity: "object | None" = None  #: a ParityResult when --check-parity ran
 
 
 def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:

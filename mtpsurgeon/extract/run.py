@@ -24,6 +24,7 @@ class ExtractResult:
     models: list[dict] = field(default_factory=list)  #: {path, sha256, kind, source}
     dumps: list[DumpReport] = field(default_factory=list)
     cleaned: list[Path] = field(default_factory=list)  #: stale temporary files of killed runs, removed
+    notes: list[str] = field(default_factory=list)
 
 
 def _stem(sel: Selection, base: str, multi: bool) -> str:
@@ -48,7 +49,8 @@ def section_file_name(base: str, index: int, model_type: str | None) -> str:
 
 def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, dtype: str = "raw", names: str = "original",
                 models: bool = True, force: bool = False, progress: Callable[[int], None] | None = None,
-                inputs: Iterable[str | os.PathLike | None] = (), allow_partial: bool = False) -> ExtractResult:
+                inputs: Iterable[str | os.PathLike | None] = (), allow_partial: bool = False,
+                check_parity: bool = False) -> ExtractResult:
     """Write each selection's standalone models and one safetensors dump per model, all or nothing.
 
     Every file goes through one :class:`~mtpsurgeon.outputs.OutputSet`: written
@@ -97,4 +99,34 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
                 d.path = path
                 result.dumps.append(d)
     result.cleaned = list(outs.cleaned)
+    if check_parity:
+        _check_parity(report, selections, result)
     return result
+
+
+def _check_parity(report: Report, selections: list[Selection], result: ExtractResult) -> None:
+    """Run each written hf checkpoint against its LiteRT drafter (see :mod:`mtpsurgeon.extract.parity`)."""
+    from mtpsurgeon.extract.parity import check_parity, parity_available
+
+    hf = [(sel, d) for sel, d in zip([s for s in selections if s.tensors], result.dumps) if d.names == "hf"]
+    if not hf:
+        result.notes.append("--check-parity: no --names hf checkpoint was written, nothing to compare")
+        return
+    if not parity_available():
+        result.notes.append("--check-parity: torch and transformers are not importable here, parity not checked "
+                            "(pip install torch transformers)")
+        return
+    for sel, d in hf:
+        roles = _drafter_roles(sel)
+        sig = next((f.drafter.io.signature_key for f in report.findings if f.drafter is not None
+                    and f.section == sel.analysis.section_index and roles is not None
+                    and f.drafter.io.subgraph == roles.subgraph), None)
+        if roles is None or roles.method != "dataflow" or sig is None:
+            d.notes.append("--check-parity needs a drafter the LiteRT interpreter can run through a signature "
+                           "(restore it first); not checked")
+            continue
+        m = sel.model
+        tensors = m.subgraphs[roles.subgraph].tensors
+        quantized = {r.hf_name for i, r in roles.roles.items() if r.hf_name and tensors[i].is_quantized}
+        d.parity = check_parity(d.path.parent, bytes(m.source.view[m.offset:m.offset + m.length]), roles,
+                                signature=sig, emulate_quantized=quantized)
