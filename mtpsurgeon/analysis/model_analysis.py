@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from mtpsurgeon.analysis.drafter import DrafterMatch, find_drafters
 from mtpsurgeon.analysis.orphans import Orphans, find_orphans
-from mtpsurgeon.analysis.reachability import reachable_subgraphs
+from mtpsurgeon.analysis.reachability import reachable_subgraphs, unsigned_subgraphs
 from mtpsurgeon.analysis.ties import Tie, tie_named_orphans, tie_parallel_heads, tie_pruned_drafter
 from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.formats.litertlm.reader import SectionRecord
@@ -53,7 +53,7 @@ def analyze_model(model: TFLiteModel, section: SectionRecord | None, hidden: int
     reached = reachable_subgraphs(model)
     orphans = find_orphans(model, reached)
     ma = ModelAnalysis(model, section, orphans, reached)
-    ma.drafters = find_drafters(model, {s.index for s in orphans.subgraphs})
+    ma.drafters = find_drafters(model, unsigned_subgraphs(model, reached))
     drafter_subgraphs = {d.io.subgraph for d in ma.drafters}
     ties = [t for t in tie_pruned_drafter(model, orphans, hidden) if t.subgraph not in drafter_subgraphs]
     claimed = {t.subgraph for t in ties} | drafter_subgraphs
