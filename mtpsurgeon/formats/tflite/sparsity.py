@@ -22,11 +22,16 @@ original ones) raise :class:`SparsityError` naming what is unsupported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mtpsurgeon.errors import MtpSurgeonError
 from mtpsurgeon.formats.flatbuf import vector_len
+
+if TYPE_CHECKING:
+    from mtpsurgeon.formats.tflite.model import TFLiteModel
+    from mtpsurgeon.formats.tflite.records import TensorRecord
 
 DENSE, SPARSE_CSR = 0, 1
 #: SparseIndexVector union type → element dtype.
@@ -220,3 +225,25 @@ def densify(values: np.ndarray, sp: Sparsity, shape: tuple[int, ...]) -> np.ndar
         return values.reshape(())
     out[tuple(orig)] = values.reshape(-1)
     return out
+
+
+def densify_tensor(model: "TFLiteModel", t: "TensorRecord") -> np.ndarray:
+    """A sparse constant's dense values (stored type, shaped like the tensor); a new array.
+
+    Raises :class:`SparsityError` naming the tensor when its layout or value
+    type cannot be densified (sub-byte and variable-size types are refused).
+    """
+    where = f"sparse tensor '{t.name}' (subgraph {t.subgraph}, index {t.index})"
+    if t.sparsity is None:
+        raise SparsityError(f"{where}: has no sparsity parameters")
+    dt = t.dtype
+    if dt.numpy is None or dt.packed:
+        raise SparsityError(f"{where}: sparse {dt.name} values are not supported")
+    raw = model.tensor_bytes(t)
+    item = np.dtype(dt.numpy).itemsize
+    if len(raw) % item:
+        raise SparsityError(f"{where}: buffer of {len(raw)} bytes is not a whole number of {dt.name} values")
+    try:
+        return densify(np.frombuffer(raw, dtype=np.dtype(dt.numpy)), t.sparsity, t.shape)
+    except SparsityError as exc:
+        raise SparsityError(f"{where}: {exc}") from None
