@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +187,31 @@ def test_extract_all_matches_interpreter(models_dir, name, tmp_path):
         assert checked_densify == 46 and any("sparse" in n for n in raw_dump["notes"])
     if any(t.dtype.name == "FLOAT16" for t in constants.values()):
         assert checked_dequant > 0
+
+
+def _run(path, inputs=None):
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], rng.random(d["shape"]).astype(d["dtype"]) if inputs is None else inputs[d["name"]])
+    it.invoke()
+    return {d["name"]: it.get_tensor(d["index"]).copy() for d in it.get_output_details()}
+
+
+@pytest.mark.parametrize("name", ["face_detection_full_range_sparse.tflite", "face_landmark.tflite"])
+def test_standalone_subgraph_keeps_metadata_buffers_and_runs_the_same(models_dir, name, tmp_path):
+    """extract --subgraph 0 rewrites the model: metadata_buffer must still name the same bytes."""
+    path = models_dir / name
+    out = _cli("extract", path, "-o", tmp_path, "--subgraph", "0")
+    (written,) = out["models"]
+    src, new = _schema_model(path), _schema_model(Path(written["path"]))
+    assert len(src.metadataBuffer) == len(new.metadataBuffer) == 2
+    for a, b in zip(src.metadataBuffer, new.metadataBuffer):
+        assert np.asarray(new.buffers[b].data).tobytes() == np.asarray(src.buffers[a].data).tobytes()
+    assert _cli("inspect", written["path"])["orphans"]["buffers"] == []
+    before = _run(path)
+    after = _run(written["path"])
+    assert before.keys() == after.keys()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k])
