@@ -93,28 +93,40 @@ def test_sparse_int8_dequantized_matches_interpreter(tmp_path):
     assert got["w_sparse.scale"].tolist() == [0.0625]
 
 
-def _corrupt_block_size(tmp_path):
-    """A block-sparse model whose block level claims a size that does not divide the dimension."""
+def _corrupt(tmp_path, what):
+    """A block-sparse model with one field of its sparsity made unreadable."""
     from ai_edge_litert import schema_py_generated as fb
 
     path, _, _ = _build(tmp_path, "block_2x4", "f32")
     data = fb.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
-    data.subgraphs[0].tensors[0].sparsity.dimMetadata[3].denseSize = 5
+    sp = data.subgraphs[0].tensors[0].sparsity
+    if what == "block size":
+        sp.dimMetadata[3].denseSize = 5  # does not divide 12
+    elif what == "block_map order":
+        sp.blockMap = [1, 0]
+    elif what == "sparse block level":
+        sp.dimMetadata[2] = sp.dimMetadata[1]
+    elif what == "int4 values":
+        data.subgraphs[0].tensors[0].type = T.INT4
     kit = modelkit.Kit()
     kit.model = data
-    return kit.save(tmp_path / "bad_block.tflite")
+    return kit.save(tmp_path / "bad.tflite")
 
 
-def test_unsupported_layout_is_reported_by_name(tmp_path):
-    path = _corrupt_block_size(tmp_path)
+@pytest.mark.parametrize("what,message", [("block size", "block size 5"), ("block_map order", "increasing order"),
+                                          ("sparse block level", "block dimension 2 is SPARSE_CSR"),
+                                          ("int4 values", "sparse INT4 values are not supported")])
+def test_unsupported_layout_is_reported_by_name(tmp_path, what, message):
+    path = _corrupt(tmp_path, what)
     model = open_file(path)
-    with pytest.raises(SparsityError, match="w_sparse.*block size 5"):
+    with pytest.raises(SparsityError, match=f"w_sparse.*{message}"):
         densify_tensor(model, model.subgraphs[0].tensors[0])
-    out = _extract(path, tmp_path / "out")
-    (dump,) = out["dumps"]
-    notes = " ".join(dump["notes"])
-    assert "skipped 'w_sparse'" in notes and "sparse tensor that cannot be densified" in notes
-    assert "needs" not in notes  # not the misleading "buffer too small" message of a dense read
+    for dtype in ("raw", "f32"):
+        out = _extract(path, tmp_path / dtype, "--dtype", dtype)
+        (dump,) = out["dumps"]
+        notes = " ".join(dump["notes"])
+        assert "skipped 'w_sparse'" in notes and "sparse tensor that cannot be densified" in notes and message in notes
+        assert "needs" not in notes  # not the misleading "buffer too small" message of a dense read
 
 
 def _inspect(path, *args):
@@ -133,3 +145,12 @@ def test_inspect_json_reports_sparsity(tmp_path):
     assert row["sparsity"]["block_map"] == [0, 1]
     assert [d["format"] for d in row["sparsity"]["dim_metadata"]] == ["DENSE", "SPARSE_CSR", "DENSE", "DENSE"]
     assert row["bytes"] == enc.values.nbytes
+
+
+def test_library_tensor_array_is_dense(tmp_path):
+    """TFLiteModel.tensor_array, the library's value accessor, densifies too."""
+    path, dense, _ = _build(tmp_path, "both_sparse", "f16", seed=7)
+    model = open_file(path)
+    arr = model.tensor_array(model.subgraphs[0].tensors[0])
+    assert arr.shape == dense.shape
+    np.testing.assert_array_equal(arr, K.run_interpreter(path))

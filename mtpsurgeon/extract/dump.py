@@ -265,7 +265,8 @@ def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[
         try:
             densify_tensor(model, t)  # refuse an unsupported layout before anything is written
         except (SparsityError, MalformedFileError) as exc:
-            report.skipped.append((t, f"sparse tensor that cannot be densified: {exc}"))
+            reason = exc.reason if isinstance(exc, SparsityError) else str(exc)
+            report.skipped.append((t, f"sparse tensor that cannot be densified: {reason}"))
             return None
         info["sparsity"] = t.sparsity.to_json()
         info["densified"] = "stored values placed by the sparsity layout, zeros elsewhere"

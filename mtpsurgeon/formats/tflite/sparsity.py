@@ -17,7 +17,8 @@ dimensions):
 This is the layout LiteRT's DENSIFY operator reads (``FormatConverter``);
 positions no walk reaches are zero. Layouts the runtime cannot read either
 (block dimensions that are themselves sparse, block dimensions listed before
-original ones) raise :class:`SparsityError` naming what is unsupported.
+original ones, a block_map out of increasing order) raise :class:`SparsityError`
+naming what is unsupported.
 """
 from __future__ import annotations
 
@@ -40,7 +41,14 @@ _INDEX_NAMES = {0: "none", 1: "int32", 2: "uint16", 3: "uint8"}
 
 
 class SparsityError(MtpSurgeonError):
-    """A sparse tensor whose layout cannot be densified (unsupported or inconsistent)."""
+    """A sparse tensor whose layout cannot be densified (unsupported or inconsistent).
+
+    ``reason`` is the problem alone, without the tensor's name.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,6 @@ class Sparsity:
     traversal_order: tuple[int, ...]
     block_map: tuple[int, ...]
     dim_metadata: tuple[DimMetadata, ...]
-
-    @property
-    def is_block_sparse(self) -> bool:
-        return bool(self.block_map)
 
     def to_json(self) -> dict:
         """Summary for --json output and safetensors provenance."""
@@ -137,6 +141,8 @@ def _layout(sp: Sparsity, shape: tuple[int, ...]) -> _Layout:
                             f"the block dimensions (unsupported, as in LiteRT's DENSIFY)")
     if len(set(sp.block_map)) != k or any(not 0 <= b < n for b in sp.block_map):
         raise SparsityError(f"block_map {list(sp.block_map)} does not name distinct dimensions of a rank-{n} tensor")
+    if list(sp.block_map) != sorted(sp.block_map):
+        raise SparsityError(f"block_map {list(sp.block_map)} is not in increasing order (unsupported, as in LiteRT's DENSIFY)")
     for level, dm in enumerate(sp.dim_metadata):
         if dm.format not in (DENSE, SPARSE_CSR):
             raise SparsityError(f"level {level}: unsupported dimension format {dm.format}")
@@ -198,12 +204,6 @@ def _walk(sp: Sparsity, layout: _Layout) -> list[np.ndarray]:
     return coords
 
 
-def stored_count(sp: Sparsity, shape: tuple[int, ...]) -> int:
-    """How many values the sparse layout stores."""
-    coords = _walk(sp, _layout(sp, tuple(shape)))
-    return int(len(coords[-1])) if coords else 1
-
-
 def densify(values: np.ndarray, sp: Sparsity, shape: tuple[int, ...]) -> np.ndarray:
     """The dense tensor of ``shape`` whose kept values are ``values`` (1-D, storage order)."""
     shape = tuple(int(d) for d in shape)
@@ -238,12 +238,14 @@ def densify_tensor(model: "TFLiteModel", t: "TensorRecord") -> np.ndarray:
         raise SparsityError(f"{where}: has no sparsity parameters")
     dt = t.dtype
     if dt.numpy is None or dt.packed:
-        raise SparsityError(f"{where}: sparse {dt.name} values are not supported")
+        raise SparsityError(f"{where}: sparse {dt.name} values are not supported",
+                            f"sparse {dt.name} values are not supported")
     raw = model.tensor_bytes(t)
     item = np.dtype(dt.numpy).itemsize
     if len(raw) % item:
-        raise SparsityError(f"{where}: buffer of {len(raw)} bytes is not a whole number of {dt.name} values")
+        problem = f"buffer of {len(raw)} bytes is not a whole number of {dt.name} values"
+        raise SparsityError(f"{where}: {problem}", problem)
     try:
         return densify(np.frombuffer(raw, dtype=np.dtype(dt.numpy)), t.sparsity, t.shape)
     except SparsityError as exc:
-        raise SparsityError(f"{where}: {exc}") from None
+        raise SparsityError(f"{where}: {exc}", str(exc)) from None
