@@ -3,6 +3,7 @@ DENSIFY operator as the oracle, in the reader, the library and ``extract`` (raw 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -145,6 +146,9 @@ def test_inspect_json_reports_sparsity(tmp_path):
     assert row["sparsity"]["block_map"] == [0, 1]
     assert [d["format"] for d in row["sparsity"]["dim_metadata"]] == ["DENSE", "SPARSE_CSR", "DENSE", "DENSE"]
     assert row["bytes"] == enc.values.nbytes
+    text = subprocess.run([sys.executable, "-m", "mtpsurgeon", "inspect", str(path)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "1 tensors stored sparse" in text and "entry (subgraph 0" in text
 
 
 def test_library_tensor_array_is_dense(tmp_path):

@@ -66,6 +66,8 @@ def _model(m: dict) -> Panel:
         sub.add_row("quant", ", ".join(f"{k}×{v}" for k, v in m["quantization"].items()))
     buf = m["buffers"]
     sub.add_row("buffers", ", ".join(f"{k} {v}" for k, v in buf.items()))
+    if m.get("sparse_tensors"):
+        sub.add_row("sparse", f"{m['sparse_tensors']} tensors stored sparse (TFLite sparsity); extract writes them dense")
     o = m["orphans"]
     parts = []
     if o["tensors"]:
@@ -149,7 +151,7 @@ def render_tensors(console: Console, rows: list[dict]) -> None:
     for r in rows:
         q = r["quantization"]
         quant = "" if q is None else q["scheme"] + (f"/d{q['quantized_dimension']}" if q["scheme"] == "per-channel" else "")
-        flags = [f for f in ("orphan", "mtp", "spurious_quantization") if r.get(f)]
+        flags = [f for f in ("orphan", "mtp", "spurious_quantization") if r.get(f)] + (["sparse"] if r.get("sparsity") else [])
         t.add_row("-" if r["section"] is None else str(r["section"]), str(r["subgraph"]), str(r["index"]), r["name"],
                   spec(r["dtype"], r["shape"]), quant, str(r["buffer"]), human_bytes(r["bytes"]) if r["bytes"] else "",
                   " ".join(flags))
