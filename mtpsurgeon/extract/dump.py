@@ -262,12 +262,13 @@ def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[
     if note:
         report.notes.append(note)
     if t.has_sparsity:
-        try:
-            densify_tensor(model, t)  # refuse an unsupported layout before anything is written
-        except (SparsityError, MalformedFileError) as exc:
-            reason = exc.reason if isinstance(exc, SparsityError) else str(exc)
-            report.skipped.append((t, f"sparse tensor that cannot be densified: {reason}"))
-            return None
+        if dtype == "raw" or k == "integer":  # the dequantized path checks it in validate()
+            try:
+                densify_tensor(model, t)  # refuse an unsupported layout before anything is written
+            except (SparsityError, MalformedFileError) as exc:
+                reason = exc.reason if isinstance(exc, SparsityError) else str(exc)
+                report.skipped.append((t, f"sparse tensor that cannot be densified: {reason}"))
+                return None
         info["sparsity"] = t.sparsity.to_json()
         info["densified"] = "stored values placed by the sparsity layout, zeros elsewhere"
     if dtype == "raw" and t.has_sparsity:
@@ -300,6 +301,9 @@ def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[
         return _Planned(t, name, st, shape, src, info)
     try:
         validate(model, t)
+    except SparsityError as exc:
+        report.skipped.append((t, f"sparse tensor that cannot be densified: {exc.reason}"))
+        return None
     except (MalformedFileError, DequantizeError) as exc:
         report.skipped.append((t, f"cannot be dequantized: {exc}"))
         return None
