@@ -20,7 +20,8 @@ from mtpsurgeon.formats.tflite.sparsity import SparsityError, densify_tensor
 T = modelkit.T
 TYPES = {"f32": (np.float32, T.FLOAT32), "f16": (np.float16, T.FLOAT16), "i8": (np.int8, T.INT8)}
 
-#: name → (dense shape, encode() keywords): CSR, CSC, doubly sparse, block-sparse, one blocked dim, conv-like.
+#: name → (dense shape, encode() keywords): CSR, CSC, doubly sparse, block-sparse, one blocked dim, conv-like,
+#: all-dense, permuted traversals of blocked dims, rank 3 with two sparse levels.
 LAYOUTS = {
     "csr": ((6, 10), dict(formats=["D", "S"])),
     "csc_traversal": ((6, 10), dict(formats=["D", "S"], traversal=[1, 0], index_types=("u16", "u16"))),
@@ -29,6 +30,12 @@ LAYOUTS = {
     "block_inner": ((4, 8), dict(formats=["D", "S", "D"], block_map=[1], block_sizes=[4], index_types=("u8", "u8"))),
     "conv_ohwi": ((8, 3, 3, 16), dict(formats=["D", "D", "D", "S"], index_types=("i32", "u8"))),
     "all_dense": ((3, 5), dict(formats=["D", "D"])),
+    "blocks_col_major": ((8, 12), dict(formats=["D", "S", "D", "D"], traversal=[1, 0, 2, 3], block_map=[0, 1],
+                                       block_sizes=[2, 4])),
+    "blocks_swapped": ((8, 12), dict(formats=["D", "S", "D", "D"], traversal=[0, 1, 3, 2], block_map=[0, 1],
+                                     block_sizes=[2, 4])),
+    "rank3_mixed": ((4, 6, 8), dict(formats=["S", "D", "S", "D"], traversal=[2, 0, 1, 3], block_map=[2],
+                                    block_sizes=[2], index_types=("u8", "u16"))),
 }
 
 
