@@ -312,6 +312,7 @@ def orphans(data: bytes):
     """Independent re-derivation of the orphan lists (see fixtures/README.md)."""
     m = read_model(data)
     used_buf = {int(md.buffer) for md in (m.metadata or [])}
+    used_buf |= {int(b) for b in (m.metadataBuffer if m.metadataBuffer is not None else [])}
     reach_edges, ot = {}, []
     for si, sg in enumerate(m.subgraphs):
         read = set()
@@ -333,7 +334,8 @@ def orphans(data: bytes):
             used_buf.add(int(t.buffer))
             if has_data(m, t.buffer) and ti not in read and ti not in exposed:
                 ot.append((si, ti, name(t.name)))
-    reach, stack = set(), [int(s.subgraphIndex) for s in (m.signatureDefs or [])]
+    # entry points: signed subgraphs, or subgraph 0 (the interpreter's default) when there are no signatures
+    reach, stack = set(), [int(s.subgraphIndex) for s in (m.signatureDefs or [])] or [0]
     while stack:
         s = stack.pop()
         if s not in reach:
@@ -366,7 +368,8 @@ def test_ground_truth_has_no_orphans_and_hidden_ones_do():
         assert not d["orphan_tensors"] and not d["orphan_buffers"] and not d["orphan_subgraphs"], rel
     pruned = FILES["hidden/pruned-drafter.tflite"]
     assert {t["name"] for t in pruned["orphan_tensors"]} >= set(LARGE + NORMS + ["embed_tokens.weight"])
-    assert pruned["orphan_subgraphs"] == [0] and FILES["hidden/unsigned-drafter.tflite"]["orphan_subgraphs"] == [0]
+    # no signatures left: subgraph 0 is the interpreter's entry point, not an orphan
+    assert pruned["orphan_subgraphs"] == [] and FILES["hidden/unsigned-drafter.tflite"]["orphan_subgraphs"] == []
     heads = {t["name"] for t in FILES["hidden/parallel-heads-pruned.tflite"]["orphan_tensors"]}
     assert {f"mtp_heads.{i}.{w}.weight" for i in range(DIMS["parallel_heads"]) for w in ("norm", "proj")} <= heads
 

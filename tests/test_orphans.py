@@ -65,12 +65,43 @@ def test_control_flow_reaches_called_subgraph(tmp_path):
     assert 1 not in reached
 
 
-def test_model_without_signatures_reports_subgraph0(tmp_path):
-    path = modelkit.tiny_fc_model(tmp_path / "t.tflite")
+def _unsigned(tmp_path):
+    """The control-flow model with its SignatureDef stripped, plus buffers that only
+    ``Model.metadata`` / the deprecated ``Model.metadata_buffer`` reference."""
+    path, ids = _model_with_everything(tmp_path)
     data = fb.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
     data.signatureDefs = []
     k = modelkit.Kit()
     k.model = data
-    o = find_orphans(open_file(k.save(tmp_path / "nosig.tflite")))
-    assert [s.index for s in o.subgraphs] == [0]
-    assert "default entry" in o.subgraphs[0].reason
+    ids["meta"] = k.buffer(b"meta-entry")
+    md = fb.MetadataT()
+    md.name, md.buffer = "min_runtime_version", ids["meta"]
+    data.metadata = [md]
+    ids["meta_buf"] = k.buffer(b"\x10\x20\x30\x40")
+    data.metadataBuffer = [ids["meta_buf"]]
+    return k.save(tmp_path / "nosig.tflite"), ids
+
+
+def test_model_without_signatures_enters_at_subgraph0(tmp_path):
+    path, ids = _unsigned(tmp_path)
+    model = open_file(path)
+    reached = reachable_subgraphs(model)
+    assert reached[0].startswith("entry")
+    assert "CALL_ONCE" in reached[2]  # control flow from the entry point still counts
+    o = find_orphans(model, reached)
+    assert [s.index for s in o.subgraphs] == [1]
+    assert "entry point" in o.subgraphs[0].reason
+    # metadata and metadata_buffer keep their buffers; the stray buffer is still an orphan
+    assert o.buffers == [ids["stray"]]
+    assert model.records.metadata_buffer == (ids["meta_buf"],)
+
+
+def test_metadata_buffer_alone_would_be_an_orphan(tmp_path):
+    """Control for the test above: drop the metadata_buffer vector and its buffer is reported."""
+    path, ids = _unsigned(tmp_path)
+    data = fb.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    data.metadataBuffer = None
+    kit = modelkit.Kit()
+    kit.model = data
+    o = find_orphans(open_file(kit.save(tmp_path / "dropped.tflite")))
+    assert sorted(o.buffers) == sorted([ids["stray"], ids["meta_buf"]])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from mtpsurgeon.analysis.dims import BaseDims
 from mtpsurgeon.analysis.drafter import DrafterMatch, find_drafters
 from mtpsurgeon.analysis.orphans import Orphans, find_orphans
-from mtpsurgeon.analysis.reachability import reachable_subgraphs
+from mtpsurgeon.analysis.reachability import reachable_subgraphs, unsigned_subgraphs
 from mtpsurgeon.analysis.roles.from_dataflow import recognise
 from mtpsurgeon.analysis.roles.from_shapes import recognise_pruned
 from mtpsurgeon.analysis.roles.model import Role, RoleMap
@@ -65,7 +65,7 @@ def analyze_model(model: TFLiteModel, section: SectionRecord | None, base: BaseD
     reached = reachable_subgraphs(model)
     orphans = find_orphans(model, reached)
     ma = ModelAnalysis(model, section, orphans, reached)
-    ma.drafters = find_drafters(model, {s.index for s in orphans.subgraphs}, base.kv if base is not None else None)
+    ma.drafters = find_drafters(model, unsigned_subgraphs(model, reached), base.kv if base is not None else None)
     drafter_subgraphs = {d.io.subgraph for d in ma.drafters}
     for d in ma.drafters:
         ma.roles.setdefault(d.io.subgraph, recognise(model, d.io))

@@ -36,10 +36,11 @@ def find_orphans(model: TFLiteModel, reached: dict[int, str] | None = None) -> O
 
     - a tensor is orphaned when it carries data, no operator reads it, no
       subgraph or signature exposes it, and no quantization refers to it;
-    - a buffer is orphaned when it holds bytes and no tensor or metadata
-      entry points at it;
-    - a subgraph is orphaned when no signature reaches it (directly or via
-      control-flow ops);
+    - a buffer is orphaned when it holds bytes and no tensor, ``Model.metadata``
+      entry or (deprecated) ``Model.metadata_buffer`` index points at it;
+    - a subgraph is orphaned when no entry point reaches it (directly or via
+      control-flow ops): the subgraphs signatures name or, in a model with no
+      signatures, subgraph 0;
     - an operator code is unused when no operator refers to it.
     """
     out = Orphans()
@@ -49,14 +50,13 @@ def find_orphans(model: TFLiteModel, reached: dict[int, str] | None = None) -> O
         out.tensors.extend(t for t in sg.tensors if model.has_data(t) and t.index not in referenced)
 
     used_buffers = {t.buffer for t in model.tensors()} | {b for _, b in model.records.metadata}
+    used_buffers |= set(model.records.metadata_buffer)
     out.buffers = [b.index for b in model.buffers if b.index > 0 and b.size > 0 and b.index not in used_buffers]
 
     reached = reachable_subgraphs(model) if reached is None else reached
     for sg in model.subgraphs:
         if sg.index not in reached:
-            reason = "no signature reaches it"
-            if not model.signatures and sg.index == 0:
-                reason += " (the model has no signatures; subgraph 0 is only the interpreter's default entry)"
+            reason = "no signature reaches it" if model.signatures else "subgraph 0 (the entry point) does not call it"
             out.subgraphs.append(OrphanSubgraph(sg.index, sg.name, len(sg.operators), len(sg.tensors), reason))
 
     used_codes = {op.opcode_index for sg in model.subgraphs for op in sg.operators}

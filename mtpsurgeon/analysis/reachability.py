@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from mtpsurgeon.formats.tflite import TFLiteModel
 
 
+#: How :func:`reachable_subgraphs` describes the entry point of a model without signatures.
+DEFAULT_ENTRY = "entry (subgraph 0: the interpreter's default; the model has no signatures)"
+
+
 def entry_subgraphs(model: TFLiteModel) -> dict[int, list[str]]:
     """Subgraphs that signatures name directly: index → signature keys."""
     entries: dict[int, list[str]] = {}
@@ -15,17 +19,22 @@ def entry_subgraphs(model: TFLiteModel) -> dict[int, list[str]]:
 
 
 def reachable_subgraphs(model: TFLiteModel) -> dict[int, str]:
-    """Subgraphs reached from a signature, directly or through control-flow ops.
+    """Subgraphs the runtime can execute, directly or through control-flow ops.
 
-    Returns index → how it is reached (``signature 'decode'`` or
-    ``called by subgraph 0 (WHILE)``). A model without signatures has no
-    entry points here; its subgraph 0 is only the interpreter's default.
+    Entry points are the subgraphs signatures name; a model with no
+    SignatureDefs at all (common from older converters) is run through
+    subgraph 0, the interpreter's default, which is then the entry point.
+    Returns index → how it is reached (``signature 'decode'``,
+    :data:`DEFAULT_ENTRY`, or ``called by subgraph 0 (WHILE)``).
     """
     reached: dict[int, str] = {}
     stack: list[int] = []
     for sg, keys in entry_subgraphs(model).items():
         reached[sg] = "signature " + ", ".join(f"'{k}'" for k in keys)
         stack.append(sg)
+    if not model.signatures and model.subgraphs:
+        reached[0] = DEFAULT_ENTRY
+        stack.append(0)
     while stack:
         sg = stack.pop()
         for op in model.subgraphs[sg].operators:
@@ -34,6 +43,15 @@ def reachable_subgraphs(model: TFLiteModel) -> dict[int, str]:
                     reached[callee] = f"called by subgraph {sg} ({op.op_name})"
                     stack.append(callee)
     return reached
+
+
+def unsigned_subgraphs(model: TFLiteModel, reached: dict[int, str] | None = None) -> set[int]:
+    """Subgraphs no signature reaches: orphans, and subgraph 0 of a model without signatures.
+
+    These are where a drafter whose SignatureDef was stripped can sit.
+    """
+    reached = reachable_subgraphs(model) if reached is None else reached
+    return {sg.index for sg in model.subgraphs if sg.index not in reached or reached[sg.index] == DEFAULT_ENTRY}
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ def tensor_json(ma: ModelAnalysis, t: TensorRecord, mtp_keys: set | None = None,
     role = ma.role_of(t)
     if role is not None:
         row["role"] = role.to_json()
+    if t.sparsity is not None:
+        row["sparsity"] = t.sparsity.to_json()
     if mtp_keys is not None:
         row["mtp"] = (t.subgraph, t.index) in mtp_keys
     if orphan_keys is not None:
@@ -83,6 +85,8 @@ def model_json(ma: ModelAnalysis) -> dict:
         "quantization": stats.quantization_schemes(m),
         "buffers": {"count": len(m.buffers), **stats.buffer_storage(m)},
         "metadata": [name for name, _ in m.records.metadata],
+        "metadata_buffer": list(m.records.metadata_buffer),
+        "sparse_tensors": sum(1 for t in m.tensors() if t.sparsity is not None),
         "orphans": {
             "tensors": [tensor_json(ma, t, mtp_keys) for t in ma.orphans.tensors],
             "buffers": ma.orphans.buffers,

@@ -8,7 +8,9 @@
   FLOAT16 scale tensor shaped ``[out, in / block_size]``; blocks run along the
   last (input) axis of an ``[out, in]`` weight, zero points 0 unless a zero
   point tensor is given;
-* INT4 / INT2 / UINT4 are unpacked low bits first and sign-extended.
+* INT4 / INT2 / UINT4 are unpacked low bits first and sign-extended;
+* sparse constants (``Tensor.sparsity``) are densified first
+  (:mod:`mtpsurgeon.formats.tflite.sparsity`), zeros where nothing is stored.
 
 Integers of up to 16 bits are exact in float32, so ``(q - zp) * scale`` is
 computed in float32 with a single rounding, the same value LiteRT's reference
@@ -31,6 +33,7 @@ import numpy as np
 from mtpsurgeon.errors import MalformedFileError, MtpSurgeonError
 from mtpsurgeon.formats.tflite.dtypes import bf16_to_f32, float8_to_f32, unpack_subbyte
 from mtpsurgeon.formats.tflite.records import TensorRecord
+from mtpsurgeon.formats.tflite.sparsity import densify_tensor
 
 if TYPE_CHECKING:
     from mtpsurgeon.formats.tflite.model import TFLiteModel
@@ -114,6 +117,8 @@ def _payload(model: "TFLiteModel", t: TensorRecord) -> memoryview:
     need = t.dtype.nbytes(t.num_elements)
     if t.dtype.numpy is None:
         raise DequantizeError(f"tensor '{t.name}' has type {t.dtype.name}, which has no fixed-size elements")
+    if t.has_sparsity:
+        return raw  # stores only the kept values; densify_tensor checks them
     if len(raw) < need:
         raise MalformedFileError(model.path, f"tensor '{t.name}': {t.dtype.name}{list(t.shape)} needs {need} bytes, "
                                              f"buffer has {len(raw)}")
@@ -126,20 +131,23 @@ def iter_stored(model: "TFLiteModel", t: TensorRecord, chunk_elements: int = CHU
 
     Values are the stored integers/words, one per element (sub-byte types
     unpacked and sign-extended); byte-aligned types are views into the map.
+    A sparse tensor is densified whole first (raises ``SparsityError`` when it cannot be).
     """
     raw = _payload(model, t)
     dt = t.dtype
     nrows, row = _rows(t)
     tail = tuple(t.shape[1:]) if t.shape else ()
     step = _chunk_rows(t, chunk_elements)
-    if dt.packed:
+    if t.has_sparsity:
+        full = densify_tensor(model, t).reshape(-1)
+    elif dt.packed:
         per_byte = 8 // dt.bits
     else:
         full = np.frombuffer(raw, dtype=np.dtype(dt.numpy), count=t.num_elements)
     for r0 in range(0, nrows, step):
         r1 = min(nrows, r0 + step)
         e0, e1 = r0 * row, r1 * row
-        if dt.packed:
+        if dt.packed and not t.has_sparsity:
             b0, b1 = e0 // per_byte, -(-e1 // per_byte)
             vals = unpack_subbyte(raw[b0:b1], dt.bits, dt.signed, (b1 - b0) * per_byte)
             skip = e0 - b0 * per_byte
@@ -326,6 +334,8 @@ def validate(model: "TFLiteModel", t: TensorRecord) -> None:
     if kind(t) == "quantized":
         _params(model, t)
     _payload(model, t)
+    if t.has_sparsity:
+        densify_tensor(model, t)
 
 
 def dequantize(model: "TFLiteModel", t: TensorRecord, chunk_elements: int = CHUNK_ELEMENTS) -> DequantResult:

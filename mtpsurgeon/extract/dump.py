@@ -12,6 +12,11 @@
   converted as stored, never dequantized (spurious quantization is reported).
   Unquantized integer tensors keep their integer type.
 
+Sparse constants (TFLite sparsity) are written dense in both modes: the stored
+type and the tensor's own shape, zeros where the layout stores nothing, and
+their sparsity parameters recorded under ``sparsity``. A layout that cannot be
+densified is skipped and reported by name with the reason.
+
 ``__metadata__`` carries provenance and, under ``mtpsurgeon.tensors``, a JSON
 object describing every written tensor (original name, subgraph, index, stored
 type and shape, quantization, packing, companions).
@@ -46,6 +51,7 @@ from mtpsurgeon.extract.hf_names import map_hf_names
 from mtpsurgeon.extract.naming import NameAllocator, original_names
 from mtpsurgeon.formats.safetensors.writer import DTYPE_SIZES, NUMPY_DTYPES, SafetensorsWriter
 from mtpsurgeon.formats.tflite.records import TensorRecord
+from mtpsurgeon.formats.tflite.sparsity import SparsityError, densify_tensor
 from mtpsurgeon.outputs import atomic_output, check_writable
 
 if TYPE_CHECKING:
@@ -213,13 +219,17 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
         if p.tensor is not None:
             report.tensors += 1
             report.parameters += p.tensor.num_elements
-            report.bytes_in += p.tensor.dtype.nbytes(p.tensor.num_elements)
+            report.bytes_in += (len(model.tensor_bytes(p.tensor)) if p.tensor.has_sparsity
+                                else p.tensor.dtype.nbytes(p.tensor.num_elements))
             report.written[p.name] = (p.tensor.subgraph, p.tensor.index)
     if names == "hf":
         with atomic_output(config_path, force) as tmp:
             cfg = dict(mapping.config, dtype={"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype])
             tmp.write_text(json.dumps(cfg, indent=2) + "\n")
         report.config_path = config_path
+    dense = sum(1 for p in plan if p.tensor is not None and p.tensor.has_sparsity)
+    if dense:
+        report.notes.append(f"{dense} sparse tensor(s) (TFLite sparsity) written dense: zeros where nothing is stored")
     for t, reason in report.skipped:
         report.notes.append(f"skipped '{t.name}' (subgraph {t.subgraph}, tensor {t.index}): {reason}")
     return report
@@ -273,6 +283,21 @@ def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[
     note = spurious_note(t)
     if note:
         report.notes.append(note)
+    if t.has_sparsity:
+        if dtype == "raw" or k == "integer":  # the dequantized path checks it in validate()
+            try:
+                densify_tensor(model, t)  # refuse an unsupported layout before anything is written
+            except (SparsityError, MalformedFileError) as exc:
+                reason = exc.reason if isinstance(exc, SparsityError) else str(exc)
+                report.skipped.append((t, f"sparse tensor that cannot be densified: {reason}"))
+                return None
+        info["sparsity"] = t.sparsity.to_json()
+        info["densified"] = "stored values placed by the sparsity layout, zeros elsewhere"
+    if dtype == "raw" and t.has_sparsity:
+        st = RAW_DTYPES[t.dtype.name]  # densify_tensor refused the sub-byte types
+        info["stored_as"] = st
+        src = lambda: (v for _, _, v in _tracked(t, iter_stored(model, t, chunk_elements), progress))
+        return _Planned(t, name, st, shape, src, info)
     if dtype == "raw":
         st = RAW_DTYPES.get(t.dtype.name)
         if st is None:
@@ -298,6 +323,9 @@ def _plan_tensor(model: "TFLiteModel", t: TensorRecord, name: str, shape: tuple[
         return _Planned(t, name, st, shape, src, info)
     try:
         validate(model, t)
+    except SparsityError as exc:
+        report.skipped.append((t, f"sparse tensor that cannot be densified: {exc.reason}"))
+        return None
     except (MalformedFileError, DequantizeError) as exc:
         report.skipped.append((t, f"cannot be dequantized: {exc}"))
         return None

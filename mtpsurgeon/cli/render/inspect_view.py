@@ -75,6 +75,8 @@ def _model(m: dict) -> Panel:
         sub.add_row("quant", T(", ".join(f"{k}×{v}" for k, v in m["quantization"].items())))
     buf = m["buffers"]
     sub.add_row("buffers", T(", ".join(f"{k} {v}" for k, v in buf.items())))
+    if m.get("sparse_tensors"):
+        sub.add_row("sparse", T(f"{m['sparse_tensors']} tensors stored sparse (TFLite sparsity); extract writes them dense"))
     o = m["orphans"]
     parts: list[Text] = []
     if o["tensors"]:
@@ -161,7 +163,7 @@ def render_tensors(console: Console, rows: list[dict]) -> None:
     for r in rows:
         q = r["quantization"]
         quant = "" if q is None else q["scheme"] + (f"/d{q['quantized_dimension']}" if q["scheme"] == "per-channel" else "")
-        flags = [f for f in ("orphan", "mtp", "spurious_quantization") if r.get(f)]
+        flags = [f for f in ("orphan", "mtp", "spurious_quantization") if r.get(f)] + (["sparse"] if r.get("sparsity") else [])
         t.add_row("-" if r["section"] is None else str(r["section"]), str(r["subgraph"]), str(r["index"]), T(r["name"]),
                   T(spec(r["dtype"], r["shape"])), T(quant), str(r["buffer"]), human_bytes(r["bytes"]) if r["bytes"] else "",
                   " ".join(flags))

@@ -16,6 +16,7 @@ from mtpsurgeon.formats.tflite.records import (
     SubgraphRecord,
     TensorRecord,
 )
+from mtpsurgeon.formats.tflite.sparsity import densify_tensor
 
 
 class TFLiteModel:
@@ -108,10 +109,18 @@ class TFLiteModel:
         INT2) come back as their packed uint8 bytes unless ``unpack`` is true,
         in which case a new int8/uint8 array of one value per element is made.
         BFLOAT16 and FLOAT8 are returned as raw words (uint16 / uint8) unless
-        ``unpack`` asks for exact float32 values.
+        ``unpack`` asks for exact float32 values. A sparse tensor comes back
+        densified (a new array; see :mod:`sparsity`).
         """
         raw = self.tensor_bytes(t)
         dt = t.dtype
+        if t.sparsity is not None:
+            arr = densify_tensor(self, t)
+            if unpack and dt.name == "BFLOAT16":
+                return bf16_to_f32(arr)
+            if unpack and dt.name.startswith("FLOAT8"):
+                return float8_to_f32(arr, dt.name)
+            return arr
         if dt.numpy is None:
             raise self._fail(f"tensor '{t.name}' has type {dt.name}, which has no fixed-size elements")
         count = t.num_elements

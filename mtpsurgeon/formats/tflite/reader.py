@@ -31,6 +31,7 @@ from mtpsurgeon.formats.tflite.schema import (
     QUANT_DETAILS_NAMES,
     fb,
 )
+from mtpsurgeon.formats.tflite.sparsity import parse_sparsity
 
 
 class _Bad(Exception):
@@ -72,6 +73,7 @@ def _parse(buf: memoryview, base: int, length: int) -> ModelRecords:
     for i in range(vector_len(model, 6, 4, "metadata")):
         m = model.Metadata(i)
         metadata.append((string(m.Name()) or "", m.Buffer()))
+    metadata_buffer = _ints(model, 5, "MetadataBufferAsNumpy", "metadata_buffer")
     groups = [string(model.ExternalBufferGroups(i).Name()) or "" for i in range(vector_len(model, 8, 4, "external_buffer_groups"))]
     externals = []
     for i in range(vector_len(model, 9, 4, "external_buffers")):
@@ -89,6 +91,7 @@ def _parse(buf: memoryview, base: int, length: int) -> ModelRecords:
         signatures=signatures,
         metadata=tuple(metadata),
         external_buffers=tuple(externals),
+        metadata_buffer=metadata_buffer,
     )
 
 
@@ -175,7 +178,7 @@ def _tensor(t: "fb.Tensor", sg: int, index: int, n_buffers: int) -> TensorRecord
         is_variable=bool(t.IsVariable()),
         shape_signature=sig,
         external_buffer=t.ExternalBuffer(),
-        has_sparsity=t.Sparsity() is not None,
+        sparsity=parse_sparsity(t.Sparsity(), where),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtpsurgeon.formats.tflite.dtypes import DType
+from mtpsurgeon.formats.tflite.sparsity import Sparsity
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,11 @@ class TensorRecord:
     is_variable: bool = False
     shape_signature: tuple[int, ...] | None = None
     external_buffer: int = 0
-    has_sparsity: bool = False
+    sparsity: Sparsity | None = None  #: set when the buffer stores only kept values (see :mod:`sparsity`)
+
+    @property
+    def has_sparsity(self) -> bool:
+        return self.sparsity is not None
 
     @property
     def num_elements(self) -> int:
@@ -177,3 +182,4 @@ class ModelRecords:
     signatures: tuple[SignatureRecord, ...]
     metadata: tuple[tuple[str, int], ...]  #: (name, buffer index)
     external_buffers: tuple[ExternalBufferRecord, ...] = field(default=())
+    metadata_buffer: tuple[int, ...] = ()  #: deprecated Model.metadata_buffer: buffer indices kept alive

@@ -87,12 +87,12 @@ def write_tflite(model: Any, out: str | os.PathLike | IO[bytes], *, force_offset
     A path is written atomically and refused if it exists unless ``force``.
     ``alignment`` (16 or more) aligns offset buffers; offsets count from the
     start of the model, so a model written into a container stays valid.
-    Buffers named by ``Model.metadata`` always stay inline.
+    Buffers named by ``Model.metadata`` or ``Model.metadata_buffer`` always stay inline.
     """
     if alignment < 16 or alignment & (alignment - 1):
         raise SurgeryError(f"alignment must be a power of two >= 16, not {alignment}")
     mt = model.to_modelT()
-    meta = {md.buffer for md in mt.metadata or []}
+    meta = {md.buffer for md in mt.metadata or []} | {int(b) for b in (mt.metadataBuffer if mt.metadataBuffer is not None else [])}
     bufs: list[_BufferT] = []
     for i, bt in enumerate(mt.buffers):
         payload = None if bt.data is None else memoryview(bt.data)

@@ -158,7 +158,7 @@ def export_model(m: Model) -> "fb.ModelT":
         mt.metadata.append(md)
     if not mt.metadata:
         mt.metadata = None
-    mt.metadataBuffer = m.metadata_buffer
+    mt.metadataBuffer = None if m.metadata_buffer is None else [buffer_index(b) for b in m.metadata_buffer]
     mt.externalBufferGroups = m.external_buffer_groups
     mt.externalBuffers = m.external_buffers
     mt.operatorCodes = []

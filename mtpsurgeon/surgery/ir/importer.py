@@ -121,7 +121,7 @@ def import_model(mt: "fb.ModelT", view: memoryview) -> Model:
         m.signatures.append(Signature(_str(sd.signatureKey) or "", g, maps(sd.inputs), maps(sd.outputs)))
     m.metadata = [(_str(md.name) or "", buffer_at(md.buffer) or Buffer(b"")) for md in mt.metadata or []]
     if mt.metadataBuffer is not None:
-        m.metadata_buffer = [int(x) for x in mt.metadataBuffer]
+        m.metadata_buffer = [buffer_at(int(x)) for x in mt.metadataBuffer]  # None: the sentinel
     m.external_buffer_groups = mt.externalBufferGroups
     m.external_buffers = mt.externalBuffers
     return m

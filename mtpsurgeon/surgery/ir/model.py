@@ -40,7 +40,7 @@ class Model:
         self.graphs: list[Graph] = []
         self.signatures: list[Signature] = []
         self.metadata: list[tuple[str, Buffer]] = []
-        self.metadata_buffer: list[int] | None = None  #: deprecated int vector, kept as is
+        self.metadata_buffer: list[Buffer | None] | None = None  #: deprecated Model.metadata_buffer, as buffers
         self.external_buffer_groups: Any = None  #: passed through untouched
         self.external_buffers: Any = None
         self.source: Any = None  #: keeps the mapped source alive
@@ -115,6 +115,7 @@ class Model:
             g.cleanup(remove_unused_nodes=remove_unused_nodes, keep_constants=keep_constants, keep=keep)
         used = {id(t.buffer) for g in self.graphs for t in g.tensors if t.buffer is not None}
         used.update(id(b) for _, b in self.metadata)
+        used.update(id(b) for b in self.metadata_buffer or [] if b is not None)
         self.buffers = [b for b in self.buffers if id(b) in used]
         ops = {id(n.opcode) for g in self.graphs for n in g.nodes}
         self.opcodes = [o for o in self.opcodes if id(o) in ops]
