@@ -34,3 +34,15 @@ class OutputExistsError(MtpSurgeonError):
 
 class SurgeryError(MtpSurgeonError):
     """A transformation could not be carried out safely (exit 1)."""
+
+
+class EngineUnavailableError(MtpSurgeonError):
+    """The optional LiteRT-LM engine (``litert-lm-api``, extra ``mtpsurgeon[engine]``) is not installed (exit 1)."""
+
+
+class SpeculativeDecodingUnavailableError(MtpSurgeonError):
+    """The model has no drafter the engine could use for speculative decoding (exit 1)."""
+
+
+class EngineError(MtpSurgeonError):
+    """The LiteRT-LM engine failed or aborted on the model (exit 1)."""

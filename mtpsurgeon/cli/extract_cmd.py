@@ -1,17 +1,13 @@
 """`mtpsurgeon extract MODEL -o DIR`: MTP weights to safetensors, drafters to .tflite."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from rich.table import Table
 
-from mtpsurgeon.analysis import analyze
-from mtpsurgeon.cli.render.console import byte_progress, print_json, stdout_console
+from mtpsurgeon.api import extract
+from mtpsurgeon.cli.render.console import print_json, stdout_console
 from mtpsurgeon.cli.render.formatting import human_bytes, human_count
-from mtpsurgeon.extract.dump import total_input_bytes
-from mtpsurgeon.extract.run import run_extract
-from mtpsurgeon.extract.selection import select
+from mtpsurgeon.cli.render.progress import sized_progress
 
 
 @click.command("extract")
@@ -32,37 +28,26 @@ from mtpsurgeon.extract.selection import select
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, no_models, force, as_json):
     """Write MODEL's MTP weights (or a selection) as safetensors and standalone models."""
-    report = analyze(model)
-    selections = select(report, orphans=orphans, everything=everything, section=section, subgraph=subgraph,
-                        signature=signature, pattern=pattern)
-    out = Path(out_dir) if out_dir else Path(model).with_name(Path(model).stem + "-extracted")
-    total = sum(total_input_bytes(s.model, s.tensors) for s in selections)
-    with byte_progress("extracting", total, enabled=not as_json) as advance:
-        result = run_extract(report, selections, out, dtype=dtype, names=names, models=not no_models, force=force,
-                             progress=advance)
+    with sized_progress("extracting", enabled=not as_json) as advance:
+        result = extract(model, out_dir, select="all" if everything else "orphans" if orphans else "mtp",
+                         section=section, subgraph=subgraph, signature=signature, match=pattern, dtype=dtype,
+                         names=names, models=not no_models, force=force, progress=advance)
     if as_json:
-        print_json({
-            "file": model, "output": str(out), "models": result.models,
-            "dumps": [{"path": str(d.path), "dtype": d.dtype, "names": d.names, "tensors": d.tensors,
-                       "companions": d.companions, "parameters": d.parameters, "bytes_in": d.bytes_in,
-                       "bytes_out": d.bytes_out, "notes": d.notes,
-                       "skipped": [{"name": t.name, "reason": why} for t, why in d.skipped],
-                       "config": str(d.config_path) if d.config_path else None} for d in result.dumps],
-        })
+        print_json(result.to_json())
         return
     console = stdout_console()
     for m in result.models:
-        console.print(f"[green]model[/] {m['path']}  ({m['source']}, sha256 {m['sha256'][:16]}…)")
+        console.print(f"[green]model[/] {m.path}  ({m.source}, sha256 {m.sha256[:16]}…)")
     table = Table(title="safetensors written", title_justify="left")
     for col in ("file", "tensors", "params", "bytes in", "bytes out"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for d in result.dumps:
-        table.add_row(str(d.path), f"{d.tensors} (+{d.companions})", human_count(d.parameters), human_bytes(d.bytes_in),
+        table.add_row(d.path, f"{d.tensors} (+{d.companions})", human_count(d.parameters), human_bytes(d.bytes_in),
                       human_bytes(d.bytes_out))
     if result.dumps:
         console.print(table)
     for d in result.dumps:
         for note in d.notes:
             console.print(f"  note: {note}", markup=False)
-        for t, why in d.skipped:
-            console.print(f"  skipped {t.name}: {why}", markup=False)
+        for s in d.skipped:
+            console.print(f"  skipped {s.name}: {s.reason}", markup=False)

@@ -1,19 +1,23 @@
 """`mtpsurgeon restore MODEL -o OUT`: re-link hidden MTP weights, write a patched model."""
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import click
 
-from mtpsurgeon.analysis import analyze
-from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
-from mtpsurgeon.surgery.plan import NothingToRestore, plan_restore
-from mtpsurgeon.surgery.restore import execute
+from mtpsurgeon.api import restore
+from mtpsurgeon.api.results import RestoreResult
+from mtpsurgeon.cli.bench_options import bench_options, run_bench
+from mtpsurgeon.cli.render.bench_view import render_bench
+from mtpsurgeon.cli.render.console import byte_progress, print_json, stdout_console
+from mtpsurgeon.surgery.plan import NothingToRestore
 
 
-def _default_out(model: str) -> Path:
-    p = Path(model)
-    return p.with_name(f"{p.stem}-restored{p.suffix}")
+def _print_plan(planned: RestoreResult) -> None:
+    console = stdout_console()
+    console.print(f"[bold]Plan for {planned.file}[/] → {planned.output}" + (f" (+ {planned.dump})" if planned.dump else ""))
+    for line in planned.plan:
+        console.print("  " + line, markup=False)
 
 
 @click.command("restore")
@@ -29,43 +33,42 @@ def _default_out(model: str) -> Path:
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Run changed signatures in the LiteRT interpreter.")
 @click.option("--dry-run", is_flag=True, help="Print the plan only.")
 @click.option("--force", is_flag=True, help="Overwrite outputs; write even if link checks fail (with a warning).")
+@click.option("--bench", "with_bench", is_flag=True, help="Then measure the written container with the LiteRT-LM engine (as `bench`).")
+@bench_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
-def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force, as_json):
+def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force,
+            with_bench, prompts_file, max_tokens, repeats, backend, chat_template, as_json):
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
-    report = analyze(model, base=base)
-    err = stderr_console()
     try:
-        plan = plan_restore(report, drafter=drafter, signature_name=signature_name, recipe=recipe, force=force)
+        with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
+            result = restore(model, output, drafter=drafter, base=base, recipe=recipe, signature_name=signature_name,
+                             dry_run=dry_run, verify=verify, dump=None if no_dump else dump or "auto", dtype=dtype,
+                             force=force, progress=advance, on_plan=None if as_json else _print_plan)
     except NothingToRestore as exc:
+        if not as_json:
+            raise
+        print_json({"file": model, "status": "nothing-hidden", "plan": [], "message": str(exc)})
+        raise SystemExit(exc.exit_code) from None
+    if result.status == "nothing-to-do":
         if as_json:
-            print_json({"file": model, "plan": [], "status": "nothing-to-do", "message": str(exc)})
+            print_json(result.to_json())
         else:
-            (stdout_console() if exc.exit_code == 0 else err).print(str(exc))
-        raise SystemExit(exc.exit_code)
-    out = Path(output) if output else _default_out(model)
-    dump_path = None if no_dump else Path(dump) if dump else out.with_suffix(".safetensors")
-    lines = plan.lines()
-    if not as_json:
-        console = stdout_console()
-        console.print(f"[bold]Plan for {model}[/] → {out}" + (f" (+ {dump_path})" if dump_path else ""))
-        for line in lines:
-            console.print("  " + line, markup=False)
-    if dry_run:
-        if as_json:
-            print_json({"file": model, "output": str(out), "dump": str(dump_path) if dump_path else None, "plan": lines, "dry_run": True})
+            stdout_console().print(result.message, markup=False)
         return
-    from mtpsurgeon.cli.render.console import byte_progress
-
-    with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
-        result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance)
+    if with_bench and not dry_run:
+        result = dataclasses.replace(result, bench=run_bench(
+            result.output, prompts_file=prompts_file, max_tokens=max_tokens, repeats=repeats, backend=backend,
+            chat_template=chat_template, quiet=as_json))
     if as_json:
-        print_json({"file": model, "output": str(result.output), "dump": str(result.dump) if result.dump else None,
-                    "plan": lines, "relinked_tensors": result.relinked, "binding": result.notes,
-                    "verify": [vars(r) for r in result.runs]})
-        return
-    console = stdout_console()
-    for note in result.notes:
-        console.print(f"  {note}", markup=False)
-    for r in result.runs:
-        console.print(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}", markup=False)
-    console.print(f"[green]wrote[/] {result.output}" + (f" and {result.dump} ({result.relinked} re-linked tensors)" if result.dump else ""))
+        print_json(result.to_json())
+    elif result.status == "restored":
+        console = stdout_console()
+        for note in result.binding or []:
+            console.print(f"  {note}", markup=False)
+        for r in result.verify or []:
+            console.print(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}", markup=False)
+        console.print(f"[green]wrote[/] {result.output}" + (f" and {result.dump} ({result.relinked_tensors} re-linked tensors)" if result.dump else ""))
+        if result.bench is not None:
+            render_bench(console, result.bench)
+    if result.bench is not None and not result.bench.greedy_identical:
+        raise SystemExit(1)

@@ -1,10 +1,14 @@
-"""Carry out a restore plan: patch, write atomically, verify, dump re-linked weights."""
+"""Carry out a restore plan: patch, write atomically, verify.
+
+The re-linked weights are returned (:class:`RelinkedWeights`), not dumped here:
+writing them as safetensors is the caller's job (``mtpsurgeon.api.restore``), so
+surgery never depends on the extract layer above it.
+"""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.errors import SurgeryError
@@ -23,12 +27,27 @@ from mtpsurgeon.surgery.verify import SignatureRun, run_signatures
 
 
 @dataclass
-class RestoreResult:
+class RelinkedWeights:
+    """Weights one restore step put back in use, in the model they live in."""
+
+    model: TFLiteModel
+    tensors: list[TensorRecord]
+    section: int | None  #: container section of ``model`` (None: a .tflite or a grafted drafter)
+
+
+@dataclass
+class PatchResult:
+    """What :func:`execute` wrote and checked."""
+
     output: Path
-    dump: Path | None
     runs: list[SignatureRun] = field(default_factory=list)
-    relinked: int = 0
+    weights: list[RelinkedWeights] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  #: how recipes bound the orphan weights
+
+    @property
+    def relinked(self) -> int:
+        """Number of re-linked weight tensors."""
+        return sum(len(w.tensors) for w in self.weights)
 
 
 def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Model, list[str], list[tuple[int, int]]]:
@@ -52,19 +71,16 @@ def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Mod
     return ir, keys, relinked
 
 
-def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, dump: str | os.PathLike | None = None,
-            dump_dtype: str = "raw", verify: bool = True, progress: Callable[[int], None] | None = None) -> RestoreResult:
-    """Write the patched model (and the dump) atomically; the input is never touched."""
+def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, verify: bool = True) -> PatchResult:
+    """Write the patched model atomically; the input is never touched."""
     report = plan.report
     src = report.file
     out = Path(out)
     if same_file(out, src.path):
         raise SurgeryError(f"{out}: refusing to overwrite the input file")
     check_writable(out, force)
-    if dump is not None:
-        check_writable(dump, force)
-    result = RestoreResult(out, Path(dump) if dump is not None else None)
-    dumps: list[tuple[TFLiteModel, list[TensorRecord], int | None]] = []
+    result = PatchResult(out)
+    weights = result.weights
     with atomic_output(out, force) as tmp:
         if isinstance(src, LiteRTLMContainer):
             edits: list[Edit] = []
@@ -76,12 +92,12 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
                     edits.append(graft_edit(plan.drafter))
                     to_run.append((plan.drafter.data, "grafted drafter", [plan.drafter.match.io.signature_key]))
                     d = plan.drafter.model
-                    dumps.append((d, weight_tensors(d), None))
+                    weights.append(RelinkedWeights(d, weight_tensors(d), None))
                 elif step.kind == "retag":
                     edits.append(retag_edit(f.section))
                     to_run.append((src.section_bytes(f.section), f"section {f.section}", None))
                     m = src.model(f.section)
-                    dumps.append((m, weight_tensors(m), f.section))
+                    weights.append(RelinkedWeights(m, weight_tensors(m), f.section))
                 else:
                     by_section.setdefault(f.section, []).append(step)
             for index, steps in by_section.items():
@@ -90,13 +106,13 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
                 data = tflite_bytes(ir)
                 edits.append(Replace(index, data))
                 to_run.append((data, f"section {index}", keys))
-                dumps.append((model, [model.tensor(sg, i) for sg, i in relinked], index))
+                weights.append(RelinkedWeights(model, [model.tensor(sg, i) for sg, i in relinked], index))
             rewrite_container(src, edits, tmp, force=True)
         else:
             ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
             write_tflite(ir, tmp, force=True)
             to_run = [(tmp.read_bytes(), "model", keys)]
-            dumps.append((src, [src.tensor(sg, i) for sg, i in relinked], None))
+            weights.append(RelinkedWeights(src, [src.tensor(sg, i) for sg, i in relinked], None))
         if verify:
             for data, label, keys in to_run:
                 result.runs.extend(run_signatures(data, label, keys))
@@ -104,21 +120,4 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
             if failed:
                 raise SurgeryError(f"{out}: the patched model failed verification: "
                                    + "; ".join(f"{r.label} '{r.signature}': {r.detail}" for r in failed))
-    if dump is not None:
-        _write_dump(dumps, Path(dump), dump_dtype, force, progress, str(src.path))
-    result.relinked = sum(len(ts) for _, ts, _ in dumps)
     return result
-
-
-def _write_dump(dumps, path: Path, dtype: str, force: bool, progress, source: str) -> None:
-    from mtpsurgeon.extract.dump import dump_safetensors
-
-    if len(dumps) != 1:
-        # One model is the common case; several (e.g. retag + rebuild) get one file each.
-        for i, (model, tensors, section) in enumerate(dumps):
-            p = path.with_name(f"{path.stem}.{i}{path.suffix}")
-            dump_safetensors(model, tensors, p, dtype=dtype, force=force, progress=progress, section=section)
-        return
-    model, tensors, section = dumps[0]
-    dump_safetensors(model, tensors, path, dtype=dtype, force=force, progress=progress, section=section,
-                     extra_metadata={"mtpsurgeon.restored_from": source})
