@@ -28,13 +28,13 @@ from mtpsurgeon.errors import (
     EngineUnavailableError,
     MalformedFileError,
     MtpSurgeonError,
+    NothingToRestore,
     OutputExistsError,
     SpeculativeDecodingUnavailableError,
     SurgeryError,
     UsageError,
 )
 from mtpsurgeon.formats.open import open_file
-from mtpsurgeon.surgery.plan import NothingToRestore
 
 __all__ = [
     "inspect", "list_tensors", "extract", "restore", "bench", "open_file",

@@ -36,6 +36,15 @@ class SurgeryError(MtpSurgeonError):
     """A transformation could not be carried out safely (exit 1)."""
 
 
+class NothingToRestore(MtpSurgeonError):
+    """restore: the model is already complete (exit 0) or has nothing hidden (exit 1)."""
+
+    def __init__(self, message: str, complete: bool) -> None:
+        super().__init__(message)
+        self.complete = complete
+        self.exit_code = 0 if complete else 1
+
+
 class EngineUnavailableError(MtpSurgeonError):
     """The optional LiteRT-LM engine (``litert-lm-api``, extra ``mtpsurgeon[engine]``) is not installed (exit 1)."""
 

@@ -12,9 +12,10 @@ from typing import Callable, Literal
 
 from mtpsurgeon.api.inspect import analysed
 from mtpsurgeon.api.results import RestoreResult, VerifyRun
+from mtpsurgeon.errors import NothingToRestore
 from mtpsurgeon.extract.dump import dump_safetensors
 from mtpsurgeon.outputs import check_writable
-from mtpsurgeon.surgery.plan import NothingToRestore, plan_restore
+from mtpsurgeon.surgery.plan import plan_restore
 from mtpsurgeon.surgery.restore import RelinkedWeights, execute
 from mtpsurgeon.surgery.verify import SignatureRun
 
@@ -52,7 +53,7 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
     weights to ``OUT.safetensors`` (``dtype`` as for extract), a path writes
     them there, None writes none. A model whose MTP is already ready returns
     status ``'nothing-to-do'``; one with nothing hidden raises
-    :class:`~mtpsurgeon.surgery.plan.NothingToRestore`.
+    :class:`~mtpsurgeon.errors.NothingToRestore`.
 
     >>> import mtpsurgeon, tempfile, os
     >>> out = os.path.join(tempfile.mkdtemp(), "fixed.litertlm")

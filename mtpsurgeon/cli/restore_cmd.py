@@ -10,7 +10,7 @@ from mtpsurgeon.api.results import RestoreResult
 from mtpsurgeon.cli.bench_options import bench_options, run_bench
 from mtpsurgeon.cli.render.bench_view import render_bench
 from mtpsurgeon.cli.render.console import byte_progress, print_json, stdout_console
-from mtpsurgeon.surgery.plan import NothingToRestore
+from mtpsurgeon.errors import NothingToRestore
 
 
 def _print_plan(planned: RestoreResult) -> None:

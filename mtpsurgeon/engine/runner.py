@@ -34,7 +34,10 @@ _LOG_NOISE = re.compile(r"npu_registry|accelerator_registry|XNNPACK|port\.cc|env
 
 def engine_available() -> bool:
     """True when the LiteRT-LM engine (``litert-lm-api``) can be imported."""
-    return importlib.util.find_spec(ENGINE_PACKAGE) is not None
+    try:
+        return importlib.util.find_spec(ENGINE_PACKAGE) is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+        return False
 
 
 @dataclass
