@@ -28,8 +28,8 @@ from mtpsurgeon.engine import worker
 ENGINE_PACKAGE = "litert_lm"  #: import name of PyPI ``litert-lm-api``
 INSTALL_HINT = "pip install 'mtpsurgeon[engine]'"
 SUCCESS_RATE = re.compile(r"MTP Drafter - Success rate: ([0-9.eE+-]+)")
-_LOG_NOISE = re.compile(r"npu_registry|accelerator_registry|XNNPACK|port\.cc|environment\.cc|compiled_model\.cc|"
-                        r"litert_lm_loader\.cc|InitGoogle|^\s*$")
+_FATAL = re.compile(r"^[FE]\d{4} [^\]]*\] (.*)")  #: absl FATAL / ERROR lines
+_FRAME = re.compile(r"^\s*@\s+0x[0-9a-f]+\s+(litert::lm::\S+)")  #: a stack frame in the runtime
 
 
 def engine_available() -> bool:
@@ -48,18 +48,24 @@ class WorkerOutput:
     result: dict  #: the worker's RESULT (see :mod:`~mtpsurgeon.engine.worker`)
     success_rates: list[float] = field(default_factory=list)  #: every success-rate line of the log
     returncode: int = 0
-    log_tail: list[str] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list, repr=False)  #: the child's stderr (the engine log)
+
+    def _abort_reason(self) -> str:
+        fatal = [m.group(1) for m in map(_FATAL.match, self.log_lines) if m]
+        frame = next((m.group(1) for m in map(_FRAME.match, self.log_lines) if m), None)
+        reason = f": {fatal[-1][:200]}" if fatal else ""
+        return reason + (f" (in {frame})" if frame else "")
 
     @property
     def error(self) -> str | None:
         """One line describing a failure, or None."""
         if self.returncode < 0:
             name = signal.Signals(-self.returncode).name if -self.returncode in signal.valid_signals() else str(-self.returncode)
-            last = f" (last log line: {self.log_tail[-1]})" if self.log_tail else ""
-            return f"the engine aborted with {name}{last}"
+            return f"the engine aborted with {name}{self._abort_reason()}"
         if self.returncode != 0:
             return f"the engine process exited with status {self.returncode}"
-        return self.result.get("error")
+        error = self.result.get("error")
+        return None if error is None else " / ".join(line for line in str(error).splitlines() if line.strip())
 
 
 @contextlib.contextmanager
@@ -89,7 +95,5 @@ def run_engine(model: Path, *, speculative: bool, prompts: list[str], max_tokens
         except subprocess.TimeoutExpired:
             return WorkerOutput(speculative, {"error": f"the engine did not finish within {timeout:.0f} s"}, returncode=0)
         result = json.loads(res.read_text(encoding="utf-8")) if res.exists() else {}
-    log = proc.stderr
-    tail = [line[:300] for line in log.splitlines() if not _LOG_NOISE.search(line)][-20:]
-    rates = [float(x) for x in SUCCESS_RATE.findall(log)]
-    return WorkerOutput(speculative, result, rates, proc.returncode, tail)
+    rates = [float(x) for x in SUCCESS_RATE.findall(proc.stderr)]
+    return WorkerOutput(speculative, result, rates, proc.returncode, proc.stderr.splitlines())
