@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 MODULES = ["mtpsurgeon.api.inspect", "mtpsurgeon.api.extract", "mtpsurgeon.api.restore", "mtpsurgeon.api.bench",
-           "mtpsurgeon.engine.verdict", "mtpsurgeon.jsonrecord"]
+           "mtpsurgeon.engine.verdict", "mtpsurgeon.engine.stats", "mtpsurgeon.jsonrecord"]
 
 
 @pytest.mark.parametrize("name", MODULES)

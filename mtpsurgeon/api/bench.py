@@ -42,7 +42,7 @@ def _facts(path: str | os.PathLike) -> tuple[int | None, int | None]:
         if not isinstance(file, LiteRTLMContainer):
             raise UsageError(f"{path}: bench runs the LiteRT-LM engine, which needs a .litertlm container")
         if file.find(MTP_DRAFTER) is None:
-            fix = f" ({analysis.verdict.fix})" if analysis.verdict.fix else ""
+            fix = f" (fix: {analysis.verdict.fix})" if analysis.verdict.fix else ""
             raise SpeculativeDecodingUnavailableError(
                 f"{path}: speculative decoding is unavailable: the container has no '{MTP_DRAFTER}' section{fix}")
         dims = analysis.base

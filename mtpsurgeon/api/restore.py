@@ -67,7 +67,8 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
     """
     with analysed(path, base) as analysis:
         try:
-            plan = plan_restore(analysis, drafter=drafter, signature_name=signature_name, recipe=recipe, force=force)
+            plan = plan_restore(analysis, drafter=None if drafter is None else str(drafter), signature_name=signature_name,
+                                recipe=recipe, force=force)
         except NothingToRestore as exc:
             if exc.exit_code != 0:
                 raise

@@ -103,8 +103,14 @@ def engine_run(speculative: bool, repeat: int, prompts: list[PromptRun], success
 
 
 def same_greedy(on_text: str, off_text: str) -> bool:
-    """The on-run may add up to G tokens past the limit: compare on the off-run's text."""
-    return bool(off_text) and on_text.startswith(off_text.rstrip("\ufffd"))
+    """The on-run may add up to G tokens past the limit: compare on the off-run's text.
+
+    A trailing U+FFFD (a character cut at the token limit) is not compared.
+
+    >>> same_greedy("w1 w2 w3 w4", "w1 w2"), same_greedy("w1 w9 w3", "w1 w2")
+    (True, False)
+    """
+    return on_text.startswith(off_text.rstrip("\ufffd"))
 
 
 def _totals(runs: list[EngineRun], draft_steps: int | None) -> ModeTotals:

@@ -8,7 +8,7 @@ It uses only the standard library and ``litert_lm`` (PyPI ``litert-lm-api``).
 REQUEST keys: model, speculative (bool), prompts, max_tokens, max_num_tokens
 (or null), backend ('cpu' | 'gpu'), chat_template (bool).
 RESULT keys: engine_created, error, has_speculative_decoding_support,
-init_seconds, prompts[] (prompt, text, prefill_tokens,
+prompts[] (prompt, text, prefill_tokens,
 prefill_tokens_per_second, decode_tokens, decode_tokens_per_second,
 time_to_first_token_seconds).
 
@@ -37,8 +37,7 @@ def run(request: dict) -> dict:
     """Load the engine once and decode every prompt greedily; never raises."""
     import litert_lm
 
-    result: dict = {"engine_created": False, "error": None, "has_speculative_decoding_support": None,
-                    "init_seconds": None, "prompts": []}
+    result: dict = {"engine_created": False, "error": None, "has_speculative_decoding_support": None, "prompts": []}
     try:
         with litert_lm.ModelInfo(request["model"]) as info:
             result["has_speculative_decoding_support"] = bool(info.llm.has_speculative_decoding_support())
@@ -60,7 +59,6 @@ def run(request: dict) -> dict:
                     session.run_prefill([prompt])
                     text = session.run_decode().texts[0]
                     row = {"prompt": prompt, "text": text, **_benchmark(session)}
-                    result["init_seconds"] = float(session.get_benchmark_info().init_time_in_second)
                 finally:
                     session.close()
                 result["prompts"].append(row)
