@@ -10,7 +10,7 @@ from mtpsurgeon.cli.render.console import print_json, stdout_console
 
 @click.command("bench")
 @click.argument("model", type=click.Path(dir_okay=False))
-@bench_options
+@bench_options()
 @click.option("--json", "as_json", is_flag=True, help="Print every run and the totals as JSON.")
 def command(model: str, prompts_file: str | None, max_tokens: int, repeats: int, backend: str, chat_template: bool,
             as_json: bool) -> None:

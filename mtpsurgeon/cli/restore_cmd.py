@@ -34,7 +34,7 @@ def _print_plan(planned: RestoreResult) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan only.")
 @click.option("--force", is_flag=True, help="Overwrite outputs; write even if link checks fail (with a warning).")
 @click.option("--bench", "with_bench", is_flag=True, help="Then measure the written container with the LiteRT-LM engine (as `bench`).")
-@bench_options
+@bench_options("With --bench: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
 def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force,
             with_bench, prompts_file, max_tokens, repeats, backend, chat_template, as_json):
