@@ -5,6 +5,7 @@ from typing import TypeVar
 
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.formats.tflite.schema import CONTROL_FLOW_SUBGRAPH_FIELDS, fb
+from mtpsurgeon.surgery.ir.core import ModelData, Signature
 from mtpsurgeon.surgery.ir.elements import (
     Buffer,
     Node,
@@ -14,7 +15,6 @@ from mtpsurgeon.surgery.ir.elements import (
     _str,
 )
 from mtpsurgeon.surgery.ir.graph import Graph
-from mtpsurgeon.surgery.ir.core import ModelData, Signature
 
 M = TypeVar("M", bound=ModelData)
 
