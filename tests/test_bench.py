@@ -50,7 +50,7 @@ def test_ground_truth_greedy_text_and_success_rate(ground_truth_bench):
     assert r["draft_steps"] == 3 and r["greedy_identical"] is True and r["mismatched_prompts"] == []
     on = [run for run in r["runs"] if run["speculative"]]
     off = [run for run in r["runs"] if not run["speculative"]]
-    assert len(on) == len(off) == 2
+    assert [run["repeat"] for run in on] == [run["repeat"] for run in off] == [1, 2]
     assert [run["success_rate"] for run in on] == [1.0, 1.0]  # fixtures/README.md, "LiteRT-LM engine"
     assert all(run["success_rate"] is None for run in off)
     assert r["on"]["accepted_per_verify_step"] == 3.0 and r["on"]["tokens_per_verify_step"] == 4.0
@@ -115,6 +115,12 @@ def test_an_aborting_engine_is_reported_not_fatal(tmp_path):
     assert "aborted with SIGABRT" in p.stderr and "MTP on" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_restore_bench_needs_a_written_file(tmp_path):
+    p = mtpsurgeon("restore", FIXTURES / "hidden/untagged-drafter.litertlm", "-o", tmp_path / "x.litertlm", "--bench",
+                   "--dry-run", expect=2)
+    assert "--dry-run" in p.stderr and not any(tmp_path.iterdir())
+
+
 def test_restore_bench_measures_what_it_wrote(tmp_path):
     out = tmp_path / "fixed.litertlm"
     p = mtpsurgeon("restore", FIXTURES / "hidden/untagged-drafter.litertlm", "-o", out, "--bench", "--prompts", PROMPTS,
@@ -131,12 +137,12 @@ def _run(speculative, repeat, texts, decode_tps, rate=None):
 
 
 def test_summary_arithmetic_and_a_changed_text_is_broken():
-    runs = [_run(False, 0, ["a b", "c d"], 100.0), _run(True, 0, ["a b e", "c d"], 150.0, 0.5),
-            _run(False, 1, ["a b", "c d"], 100.0), _run(True, 1, ["a b", "c X"], 130.0, 0.25)]
+    runs = [_run(False, 1, ["a b", "c d"], 100.0), _run(True, 1, ["a b e", "c d"], 150.0, 0.5),
+            _run(False, 2, ["a b", "c d"], 100.0), _run(True, 2, ["a b", "c X"], 130.0, 0.25)]
     r = summarize("m.litertlm", "cpu", 3, 32, runs)
     assert r.speedup.per_repeat == pytest.approx([1.5, 1.3]) and r.speedup.median == pytest.approx(1.4)
     assert r.on.success_rate == pytest.approx(0.375) and r.on.accepted_per_verify_step == pytest.approx(1.125)
     assert r.runs[1].accepted_per_verify_step == pytest.approx(1.5)  # G x rate
     assert r.mismatched_prompts == [1] and not r.greedy_identical and r.verdict_kind == "broken"
-    ok = summarize("m.litertlm", "cpu", 3, 32, runs[:2] + [runs[2], _run(True, 1, ["a b", "c d"], 130.0, 0.25)])
+    ok = summarize("m.litertlm", "cpu", 3, 32, runs[:3] + [_run(True, 2, ["a b", "c d"], 130.0, 0.25)])
     assert ok.greedy_identical and ok.verdict == "MTP speeds decoding up 1.4× here"

@@ -110,5 +110,5 @@ def bench(path: str | os.PathLike, *, prompts: Sequence[str] | None = None, max_
                         f"{path}: speculative decoding is unavailable: the engine reports no support for it")
                 rate = out.success_rates[-1] if speculative and out.success_rates else None
                 rows = [PromptRun.from_json(p) for p in out.result.get("prompts", [])]
-                runs.append(engine_run(speculative, repeat, rows, rate, steps))
+                runs.append(engine_run(speculative, repeat + 1, rows, rate, steps))
     return summarize(str(path), backend, steps, max_tokens, runs)

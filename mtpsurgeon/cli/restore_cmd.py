@@ -10,7 +10,7 @@ from mtpsurgeon.api.results import RestoreResult
 from mtpsurgeon.cli.bench_options import bench_options, run_bench
 from mtpsurgeon.cli.render.bench_view import render_bench
 from mtpsurgeon.cli.render.console import byte_progress, print_json, stdout_console
-from mtpsurgeon.errors import NothingToRestore
+from mtpsurgeon.errors import NothingToRestore, UsageError
 
 
 def _print_plan(planned: RestoreResult) -> None:
@@ -39,6 +39,8 @@ def _print_plan(planned: RestoreResult) -> None:
 def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force,
             with_bench, prompts_file, max_tokens, repeats, backend, chat_template, as_json):
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
+    if with_bench and dry_run:
+        raise UsageError("--bench measures the file restore writes; it cannot be combined with --dry-run")
     try:
         with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
             result = restore(model, output, drafter=drafter, base=base, recipe=recipe, signature_name=signature_name,
@@ -55,7 +57,7 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
         else:
             stdout_console().print(result.message, markup=False)
         return
-    if with_bench and not dry_run:
+    if with_bench:
         result = dataclasses.replace(result, bench=run_bench(
             result.output, prompts_file=prompts_file, max_tokens=max_tokens, repeats=repeats, backend=backend,
             chat_template=chat_template, quiet=as_json))

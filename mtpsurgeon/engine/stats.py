@@ -35,7 +35,7 @@ class EngineRun(JsonRecord):
 
     _nested = {"prompts": PromptRun}
     speculative: bool
-    repeat: int
+    repeat: int  #: 1, 2, …
     prefill_tokens_per_second: float
     decode_tokens_per_second: float
     success_rate: float | None  #: engine log, on-runs only

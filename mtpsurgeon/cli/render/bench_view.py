@@ -20,7 +20,7 @@ def render_bench(console: Console, r: BenchResult) -> None:
     for col in ("repeat", "MTP", "prefill tok/s", "decode tok/s", "success rate", "accepted / verify step"):
         runs.add_column(col, justify="right")
     for run in r.runs:
-        runs.add_row(str(run.repeat + 1), "on" if run.speculative else "off", _num(run.prefill_tokens_per_second),
+        runs.add_row(str(run.repeat), "on" if run.speculative else "off", _num(run.prefill_tokens_per_second),
                      _num(run.decode_tokens_per_second), _num(run.success_rate, "{:.3f}"),
                      _num(run.accepted_per_verify_step, "{:.2f}"))
     console.print(runs)
