@@ -1,14 +1,45 @@
 """mtpsurgeon: find, extract and restore the hidden MTP drafter in LiteRT models.
 
-Library entry points::
+Every CLI verb is a function here, returning typed results whose
+``.to_json()`` is exactly what the verb's ``--json`` prints::
 
-    from mtpsurgeon import open_file
-    with open_file("model.litertlm") as f:   # TFLiteModel or LiteRTLMContainer
-        ...
+    import mtpsurgeon
+    report = mtpsurgeon.inspect("model.litertlm")          # Report
+    report.verdict                                          # 'ready' | 'hidden' | 'absent'
+    mtpsurgeon.extract("model.litertlm", "out/", dtype="f32", names="hf")   # ExtractResult
+    mtpsurgeon.restore("model.litertlm", "fixed.litertlm")  # RestoreResult
+    mtpsurgeon.bench("fixed.litertlm")                      # BenchResult (needs mtpsurgeon[engine])
+
+Expected failures raise subclasses of :class:`MtpSurgeonError` (its
+``exit_code`` is what the CLI exits with): :class:`MalformedFileError` (not a
+valid model, exit 2), :class:`UsageError` (exit 2), :class:`OutputExistsError`
+(an output exists and ``force`` was not given), :class:`SurgeryError`,
+:class:`NothingToRestore`, :class:`EngineUnavailableError`,
+:class:`SpeculativeDecodingUnavailableError`, :class:`EngineError`.
+
+``open_file(path)`` gives the low-level reader (a ``TFLiteModel`` or a
+``LiteRTLMContainer`` over one read-only memory map).
 """
-from mtpsurgeon.errors import MalformedFileError, MtpSurgeonError
+from mtpsurgeon._version import __version__
+from mtpsurgeon.api import bench, extract, inspect, list_tensors, restore
+from mtpsurgeon.api.results import BenchResult, ExtractResult, Report, RestoreResult, TensorInfo
+from mtpsurgeon.errors import (
+    EngineError,
+    EngineUnavailableError,
+    MalformedFileError,
+    MtpSurgeonError,
+    NothingToRestore,
+    OutputExistsError,
+    SpeculativeDecodingUnavailableError,
+    SurgeryError,
+    UsageError,
+)
 from mtpsurgeon.formats.open import open_file
 
-__version__ = "0.1.0"
-
-__all__ = ["open_file", "MtpSurgeonError", "MalformedFileError", "__version__"]
+__all__ = [
+    "inspect", "list_tensors", "extract", "restore", "bench", "open_file",
+    "Report", "TensorInfo", "ExtractResult", "RestoreResult", "BenchResult",
+    "MtpSurgeonError", "MalformedFileError", "UsageError", "OutputExistsError", "SurgeryError", "NothingToRestore",
+    "EngineUnavailableError", "SpeculativeDecodingUnavailableError", "EngineError",
+    "__version__",
+]

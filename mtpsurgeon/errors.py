@@ -63,3 +63,24 @@ def malformed_model(path: object, doing: str) -> Iterator[None]:
         raise
     except MALFORMED_SYMPTOMS as exc:
         raise MalformedFileError(path, f"{doing} failed: the model is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+class NothingToRestore(MtpSurgeonError):
+    """restore: the model is already complete (exit 0) or has nothing hidden (exit 1)."""
+
+    def __init__(self, message: str, complete: bool) -> None:
+        super().__init__(message)
+        self.complete = complete
+        self.exit_code = 0 if complete else 1
+
+
+class EngineUnavailableError(MtpSurgeonError):
+    """The optional LiteRT-LM engine (``litert-lm-api``, extra ``mtpsurgeon[engine]``) is not installed (exit 1)."""
+
+
+class SpeculativeDecodingUnavailableError(MtpSurgeonError):
+    """The model has no drafter the engine could use for speculative decoding (exit 1)."""
+
+
+class EngineError(MtpSurgeonError):
+    """The LiteRT-LM engine failed or aborted on the model (exit 1)."""

@@ -16,12 +16,11 @@ from mtpsurgeon.analysis.dims import BaseDims, base_dims
 from mtpsurgeon.analysis.findings import Finding
 from mtpsurgeon.analysis.model_analysis import ModelAnalysis, analyze_model
 from mtpsurgeon.analysis.mtp import Verdict, collect_findings, verdict
+from mtpsurgeon.analysis.report_json import SCHEMA_VERSION, report_to_json
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.schema import EMBEDDER, PREFILL_DECODE
 from mtpsurgeon.formats.open import ModelFile, open_file
 from mtpsurgeon.formats.tflite import TFLiteModel
-
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -39,9 +38,8 @@ class Report:
         return isinstance(self.file, LiteRTLMContainer)
 
     def to_json(self) -> dict[str, Any]:
-        from mtpsurgeon.analysis.report_json import report_to_json
-
-        return report_to_json(self)
+        """The documented ``inspect --json`` dict (schema ``SCHEMA_VERSION``)."""
+        return report_to_json(self.file, self.models, self.base, self.findings, self.verdict)
 
 
 def _find_base(file: ModelFile) -> tuple[TFLiteModel | None, TFLiteModel | None, str]:

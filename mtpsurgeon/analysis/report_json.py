@@ -1,15 +1,22 @@
-"""Report → plain JSON-able dicts (the documented, stable --json schema)."""
+"""Analysis results → plain JSON-able dicts (the documented, stable --json schema).
+
+Depends only on the parts of a report (models, dims, findings, verdict), never
+on :mod:`mtpsurgeon.analysis.report`, which calls it: the arrow runs one way.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mtpsurgeon.analysis import stats
+from mtpsurgeon.analysis.dims import BaseDims
+from mtpsurgeon.analysis.findings import Finding
 from mtpsurgeon.analysis.model_analysis import ModelAnalysis
+from mtpsurgeon.analysis.mtp import Verdict
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
+from mtpsurgeon.formats.open import ModelFile
 from mtpsurgeon.formats.tflite.records import TensorRecord
 
-if TYPE_CHECKING:
-    from mtpsurgeon.analysis.report import Report
+SCHEMA_VERSION = 1
 
 
 def _jsonable(v: Any) -> Any:
@@ -96,10 +103,10 @@ def model_json(ma: ModelAnalysis) -> dict:
     }
 
 
-def _finding_json(r: "Report", f) -> dict:
+def _finding_json(analyses: list[ModelAnalysis], f: Finding) -> dict:
     """A finding, with the roles of its drafter's weights when they were recognised."""
     out = f.to_json()
-    ma = next((m for m in r.models if m.section_index == f.section), None)
+    ma = next((m for m in analyses if m.section_index == f.section), None)
     rm = None if ma is None or f.drafter is None else ma.roles.get(f.drafter.io.subgraph)
     if rm is not None:
         tensors = ma.model.subgraphs[rm.subgraph].tensors
@@ -108,15 +115,14 @@ def _finding_json(r: "Report", f) -> dict:
     return out
 
 
-def report_to_json(r: "Report") -> dict:
-    from mtpsurgeon.analysis.report import SCHEMA_VERSION
-
-    f = r.file
+def report_to_json(f: ModelFile, analyses: list[ModelAnalysis], base: BaseDims | None, findings: list[Finding],
+                   verdict: Verdict) -> dict:
+    """The whole report of file ``f`` as the documented --json dict."""
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "file": str(f.path),
         "size": f.source.size,
-        "format": "litertlm" if r.is_container else "tflite",
+        "format": "litertlm" if isinstance(f, LiteRTLMContainer) else "tflite",
     }
     if isinstance(f, LiteRTLMContainer):
         out["container"] = {
@@ -130,13 +136,13 @@ def report_to_json(r: "Report") -> dict:
              "end": s.end, "size": s.size, "aligned": s.aligned, "items": dict(s.items)}
             for s in f.sections
         ]
-    models = [model_json(ma) for ma in r.models]
+    models = [model_json(ma) for ma in analyses]
     out["models"] = models
     out["orphans"] = {
         key: [dict(item, section=m["section"]) if isinstance(item, dict) else {"section": m["section"], "index": item}
               for m in models for item in m["orphans"][key]]
         for key in ("tensors", "buffers", "subgraphs", "operator_codes")
     }
-    out["base"] = None if r.base is None else r.base.to_json()
-    out["mtp"] = {**r.verdict.to_json(), "findings": [_finding_json(r, x) for x in r.findings]}
+    out["base"] = None if base is None else base.to_json()
+    out["mtp"] = {**verdict.to_json(), "findings": [_finding_json(analyses, x) for x in findings]}
     return _jsonable(out)

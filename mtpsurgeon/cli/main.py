@@ -83,17 +83,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
       mtpsurgeon inspect MODEL     what is in the file, what is orphaned, what is MTP
       mtpsurgeon extract MODEL     write MTP weights / drafters out (safetensors, .tflite)
       mtpsurgeon restore MODEL     re-link hidden MTP weights; write a patched model
+      mtpsurgeon bench MODEL       does MTP speculative decoding pay off here? (LiteRT-LM engine)
     """
     ctx.ensure_object(dict)["debug"] = debug
 
 
 def _register() -> None:
     """Each verb lives in its own module (imported here, not at package import)."""
-    from mtpsurgeon.cli import extract_cmd, inspect_cmd, restore_cmd
+    from mtpsurgeon.cli import bench_cmd, extract_cmd, inspect_cmd, restore_cmd
 
     cli.add_command(inspect_cmd.inspect)
     cli.add_command(extract_cmd.command)
     cli.add_command(restore_cmd.command)
+    cli.add_command(bench_cmd.command)
 
 
 _register()

@@ -1,22 +1,25 @@
 """`mtpsurgeon restore MODEL -o OUT`: re-link hidden MTP weights, write a patched model."""
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import click
 
-from mtpsurgeon.analysis import analyze
-from mtpsurgeon.cli.inputs import recipe_file, require_base
-from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
-from mtpsurgeon.cli.render.escape import plain, text
-from mtpsurgeon.errors import SurgeryError
-from mtpsurgeon.surgery.plan import NothingToRestore, plan_restore
-from mtpsurgeon.surgery.restore import execute
+from mtpsurgeon.api import restore
+from mtpsurgeon.api.results import RestoreResult
+from mtpsurgeon.cli.bench_options import bench_options, run_bench
+from mtpsurgeon.cli.render.bench_view import render_bench
+from mtpsurgeon.cli.render.console import byte_progress, print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.escape import text
+from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
 
 
-def _default_out(model: str) -> Path:
-    p = Path(model)
-    return p.with_name(f"{p.stem}-restored{p.suffix}")
+def _print_plan(planned: RestoreResult) -> None:
+    console = stdout_console()
+    console.print(text(f"Plan for {planned.file} → {planned.output}" + (f" (+ {planned.dump})" if planned.dump else ""),
+                       "bold"))
+    for line in planned.plan:
+        console.print(text("  " + line))
 
 
 @click.command("restore")
@@ -34,57 +37,61 @@ def _default_out(model: str) -> Path:
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input, never through a symlink).")
 @click.option("--accept-link-failures", is_flag=True,
               help="Write a drafter that fails link checks (with a warning); never one whose KV inputs the base lacks.")
+@click.option("--bench", "with_bench", is_flag=True, help="Then measure the written container with the LiteRT-LM engine (as `bench`).")
+@bench_options("With --bench: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
 def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force,
-            accept_link_failures, as_json):
+            accept_link_failures, with_bench, prompts_file, max_tokens, repeats, backend, chat_template, as_json):
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
-    report = analyze(model, base=base)
-    require_base(report, base)
-    err = stderr_console()
-    try:
-        plan = plan_restore(report, drafter=drafter, signature_name=signature_name, recipe=recipe,
-                            accept_link_failures=accept_link_failures)
-    except NothingToRestore as exc:
-        if as_json:
-            print_json({"file": model, "plan": [], "status": "nothing-to-do", "verdict": report.verdict.status,
-                        "message": str(exc)})
-        else:
-            (stdout_console() if exc.exit_code == 0 else err).print(text(exc))
-        raise SystemExit(exc.exit_code)
-    out = Path(output) if output else _default_out(model)
+    if with_bench and dry_run:
+        raise UsageError("--bench measures the file restore writes; it cannot be combined with --dry-run")
     if no_dump and dump:
-        raise SurgeryError(f"--dump {dump} and --no-dump contradict each other; give one")
-    dump_path = None if no_dump else Path(dump) if dump else out.with_suffix(".safetensors")
-    lines = plan.lines()
-    if not as_json:
-        console = stdout_console()
-        console.print(text(f"Plan for {model} → {out}" + (f" (+ {dump_path})" if dump_path else ""), "bold"))
-        for line in lines:
-            console.print(text("  " + line))
-    if dry_run:
-        if as_json:
-            print_json({"file": model, "output": str(out), "dump": str(dump_path) if dump_path else None, "plan": lines,
-                        "checks": [c.to_json() for c in plan.checks], "refused": plan.refusal, "dry_run": True})
-        plan.ensure_allowed()  # a refused plan still exits 1 after printing it
-        return
-    from mtpsurgeon.cli.render.console import byte_progress
+        raise UsageError(f"--dump {dump} and --no-dump contradict each other; give one")
+    planned: list[RestoreResult] = []
 
-    with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
-        result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance,
-                         inputs=[base, recipe_file(recipe)])
-    for stale in result.cleaned:
-        err.print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
-    if as_json:
-        print_json({"file": model, "output": str(result.output), "dump": str(result.dump) if result.dump else None,
-                    "dumps": [str(p) for p in result.dumps], "plan": lines, "relinked_tensors": result.relinked,
-                    "binding": result.notes, "verify": [vars(r) for r in result.runs],
-                    "removed_stale": [str(p) for p in result.cleaned]})
+    def on_plan(p: RestoreResult) -> None:
+        planned.append(p)
+        if not as_json:
+            _print_plan(p)
+
+    try:
+        with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
+            result = restore(model, output, drafter=drafter, base=base, recipe=recipe, signature_name=signature_name,
+                             dry_run=dry_run, verify=verify, dump=None if no_dump else dump or "auto", dtype=dtype,
+                             force=force, accept_link_failures=accept_link_failures, progress=advance, on_plan=on_plan)
+    except NothingToRestore as exc:
+        if not as_json:
+            raise
+        print_json({"file": model, "status": "nothing-hidden", "plan": [], "message": str(exc)})
+        raise SystemExit(exc.exit_code) from None
+    except SurgeryError:
+        if dry_run and as_json and planned:  # a refused plan is still printed, then the error
+            print_json(planned[0].to_json())
+        raise
+    for stale in result.removed_stale or []:
+        stderr_console().print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
+    if result.status == "nothing-to-do":
+        if as_json:
+            print_json(result.to_json())
+        else:
+            stdout_console().print(text(result.message))
         return
-    console = stdout_console()
-    for note in result.notes:
-        console.print(text(f"  {note}"))
-    for r in result.runs:
-        console.print(text(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}"))
-    dumps = ", ".join(plain(p) for p in result.dumps)
-    console.print(text("wrote ", "green") + text(f"{result.output}" + (f" and {dumps} ({result.relinked} re-linked tensors)"
-                                                                       if result.dumps else "")))
+    if with_bench:
+        result = dataclasses.replace(result, bench=run_bench(
+            result.output, prompts_file=prompts_file, max_tokens=max_tokens, repeats=repeats, backend=backend,
+            chat_template=chat_template, quiet=as_json))
+    if as_json:
+        print_json(result.to_json())
+    elif result.status == "restored":
+        console = stdout_console()
+        for note in result.binding or []:
+            console.print(text(f"  {note}"))
+        for r in result.verify or []:
+            console.print(text(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}"))
+        dumps = ", ".join(result.dumps or [])
+        console.print(text("wrote ", "green") + text(f"{result.output}" + (
+            f" and {dumps} ({result.relinked_tensors} re-linked tensors)" if dumps else "")))
+        if result.bench is not None:
+            render_bench(console, result.bench)
+    if result.bench is not None and not result.bench.greedy_identical:
+        raise SystemExit(1)

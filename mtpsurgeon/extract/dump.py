@@ -368,7 +368,7 @@ def _raw_chunks(model: "TFLiteModel", t: TensorRecord, nbytes: int, progress: Ca
 
 def _metadata(model: "TFLiteModel", plan: list[_Planned], dtype: str, names: str, section: int | str | None,
               source_sha256: str | None, extra: dict[str, str] | None) -> dict[str, str]:
-    from mtpsurgeon import __version__
+    from mtpsurgeon._version import __version__
 
     meta = {
         "format": "np",

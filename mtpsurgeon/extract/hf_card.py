@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mtpsurgeon._version import __version__
 from mtpsurgeon.extract.dump import DumpReport
 
 
 def model_card(dump: DumpReport, source: str, source_sha256: str, where: str) -> str:
     """Where the weights came from and exactly how a transformers forward relates to the LiteRT graph."""
-    from mtpsurgeon import __version__
-
     cfg = json.loads(Path(dump.config_path).read_text()) if dump.config_path and Path(dump.config_path).exists() else {}
     tc = cfg.get("text_config", {})
     cap = tc.get("final_logit_softcapping")

@@ -6,16 +6,10 @@ from dataclasses import dataclass, field
 from mtpsurgeon.analysis.findings import Finding
 from mtpsurgeon.analysis.links import LinkCheck, link_checks
 from mtpsurgeon.analysis.report import Report
-from mtpsurgeon.errors import MtpSurgeonError, SurgeryError, UsageError
+from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
 from mtpsurgeon.surgery.graft_drafter import DrafterSource, load_drafter
 
-
-class NothingToRestore(MtpSurgeonError):
-    """The model is already complete (exit 0) or has nothing hidden (exit 1)."""
-
-    def __init__(self, message: str, complete: bool) -> None:
-        super().__init__(message)
-        self.exit_code = 0 if complete else 1
+__all__ = ["NothingToRestore", "RestorePlan", "Step", "plan_restore"]
 
 
 @dataclass

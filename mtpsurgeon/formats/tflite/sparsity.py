@@ -23,16 +23,18 @@ naming what is unsupported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from mtpsurgeon.errors import MtpSurgeonError
 from mtpsurgeon.formats.flatbuf import vector_len
 
-if TYPE_CHECKING:
-    from mtpsurgeon.formats.tflite.model import TFLiteModel
-    from mtpsurgeon.formats.tflite.records import TensorRecord
+
+class _Stored(Protocol):
+    """What densify_tensor needs of a model (a TFLiteModel; not imported: records import this module)."""
+
+    def tensor_bytes(self, t: Any) -> memoryview: ...
 
 DENSE, SPARSE_CSR = 0, 1
 #: SparseIndexVector union type → element dtype.
@@ -227,8 +229,10 @@ def densify(values: np.ndarray, sp: Sparsity, shape: tuple[int, ...]) -> np.ndar
     return out
 
 
-def densify_tensor(model: "TFLiteModel", t: "TensorRecord") -> np.ndarray:
+def densify_tensor(model: _Stored, t: Any) -> np.ndarray:
     """A sparse constant's dense values (stored type, shaped like the tensor); a new array.
+
+    ``t`` is a :class:`~mtpsurgeon.formats.tflite.records.TensorRecord` of ``model``.
 
     Raises :class:`SparsityError` naming the tensor when its layout or value
     type cannot be densified (sub-byte and variable-size types are refused).

@@ -8,6 +8,7 @@ import numpy as np
 
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.formats.tflite.schema import fb
+from mtpsurgeon.surgery.ir.core import ModelData
 from mtpsurgeon.surgery.ir.elements import (
     _PLACEHOLDER_FOR_GREATER_OP_CODES,
     Buffer,
@@ -15,7 +16,6 @@ from mtpsurgeon.surgery.ir.elements import (
     Tensor,
 )
 from mtpsurgeon.surgery.ir.graph import Graph
-from mtpsurgeon.surgery.ir.model import Model
 
 
 class _Index:
@@ -38,7 +38,7 @@ class _Index:
         return self._pos.get(id(x))
 
 
-def export_model(m: Model) -> "fb.ModelT":
+def export_model(m: ModelData) -> "fb.ModelT":
     mt = fb.ModelT()
     mt.version = m.version
     mt.description = m.description or None

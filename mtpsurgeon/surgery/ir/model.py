@@ -1,49 +1,20 @@
-"""Model and Signature: the whole IR, and named entry points."""
+"""Model: the whole IR, with import from / export to TFLite and graph edits (Signature lives in core)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.formats.tflite.schema import fb
-from mtpsurgeon.surgery.ir.elements import Buffer, OpCode, Tensor
+from mtpsurgeon.surgery.ir.core import ModelData, Signature
+from mtpsurgeon.surgery.ir.elements import Tensor
+from mtpsurgeon.surgery.ir.exporter import export_model
 from mtpsurgeon.surgery.ir.graph import Graph
+from mtpsurgeon.surgery.ir.importer import import_model
 
 
-@dataclass(eq=False)
-class Signature:
-    """A SignatureDef: a key and named inputs/outputs of one graph."""
-
-    key: str
-    graph: Graph
-    inputs: dict[str, Tensor] = field(default_factory=dict)
-    outputs: dict[str, Tensor] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        return f"<Signature '{self.key}' on '{self.graph.name}': {list(self.inputs)} -> {list(self.outputs)}>"
-
-
-class Model:
-    """A whole model: operator codes, buffers, graphs, signatures, metadata.
-
-    ``buffers`` and ``opcodes`` keep the source order so an unedited model
-    exports with the same indices; buffers and opcodes that new tensors and
-    nodes bring are appended on export. ``metadata`` is a list of
-    (name, Buffer). Buffer 0 (the empty sentinel) is implicit.
-    """
-
-    def __init__(self) -> None:
-        self.version = 3
-        self.description = ""
-        self.opcodes: list[OpCode] = []
-        self.buffers: list[Buffer] = []
-        self.graphs: list[Graph] = []
-        self.signatures: list[Signature] = []
-        self.metadata: list[tuple[str, Buffer]] = []
-        self.metadata_buffer: list[Buffer | None] | None = None  #: deprecated Model.metadata_buffer, as buffers
-        self.external_buffer_groups: Any = None  #: passed through untouched
-        self.external_buffers: Any = None
-        self.source: Any = None  #: keeps the mapped source alive
+class Model(ModelData):
+    """A whole model (see :class:`~mtpsurgeon.surgery.ir.core.ModelData` for its parts),
+    with import from / export to TFLite and graph edits."""
 
     def __repr__(self) -> str:
         return f"<Model: {len(self.graphs)} graphs, {len(self.signatures)} signatures, {len(self.buffers)} buffers>"
@@ -62,9 +33,7 @@ class Model:
         """Build from a TFLite flatbuffer held in memory (kept by reference)."""
         view = memoryview(view)
         mt = fb.ModelT.InitFromObj(fb.Model.GetRootAs(view, 0))
-        from mtpsurgeon.surgery.ir.importer import import_model
-
-        return import_model(mt, view)
+        return import_model(mt, view, cls())
 
     # -- lookup / edits ------------------------------------------------------------
     def signature(self, key: str) -> Signature | None:
@@ -141,8 +110,6 @@ class Model:
     # -- export --------------------------------------------------------------------
     def to_modelT(self) -> "fb.ModelT":
         """Export to the object API. Buffer data are zero-copy uint8 views."""
-        from mtpsurgeon.surgery.ir.exporter import export_model
-
         return export_model(self)
 
 

@@ -1,0 +1,75 @@
+"""``mtpsurgeon.extract``: MTP weights to safetensors, drafters to standalone ``.tflite``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from mtpsurgeon.api.inspect import analysed
+from mtpsurgeon.api.results import ExtractResult
+from mtpsurgeon.errors import UsageError
+from mtpsurgeon.extract.dump import total_input_bytes
+from mtpsurgeon.extract.run import run_extract
+from mtpsurgeon.extract.selection import select as select_tensors
+
+SELECTIONS = ("mtp", "orphans", "all")
+
+
+def default_output(path: str | os.PathLike) -> Path:
+    """``MODEL-extracted/`` beside the model."""
+    p = Path(path)
+    return p.with_name(p.stem + "-extracted")
+
+
+def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, select: str = "mtp",
+            section: str | int | None = None, subgraph: int | None = None, signature: str | None = None,
+            match: str | None = None, dtype: str = "raw", names: str = "original", models: bool = True,
+            force: bool = False, progress: Callable[[int, int], None] | None = None, allow_partial: bool = False,
+            check_parity: bool = False) -> ExtractResult:
+    """Write a model's MTP weights (or another selection) as safetensors and standalone models.
+
+    ``select``: ``'mtp'`` (the MTP findings), ``'orphans'`` or ``'all'`` (every
+    constant); ``section`` (index or model_type), ``subgraph``, ``signature``
+    and ``match`` (a glob on names) narrow it. ``dtype``: ``'raw'`` (stored
+    bytes + scales) or ``'f32'`` / ``'f16'`` / ``'bf16'`` (exactly dequantized);
+    ``names='hf'`` writes transformers ``gemma4_assistant`` names and
+    ``config.json`` (a folder ``from_pretrained`` loads: ``model.safetensors``,
+    ``config.json``, ``README.md``); a selected weight it cannot name raises
+    :class:`~mtpsurgeon.extract.dump.PartialMappingError` unless ``allow_partial``;
+    ``check_parity`` runs the checkpoint in transformers against the LiteRT
+    drafter (``dumps[i].parity``; needs torch and transformers).
+    ``models=False`` writes no ``.tflite``. All files are written as one set:
+    all or nothing. Existing outputs
+    are refused (:class:`~mtpsurgeon.errors.OutputExistsError`) unless
+    ``force``. ``progress(nbytes, total)`` is called as stored bytes are read.
+
+    >>> import mtpsurgeon, tempfile, os
+    >>> out = tempfile.mkdtemp()
+    >>> result = mtpsurgeon.extract("fixtures/hidden/untagged-drafter.litertlm", out, dtype="f32", names="hf")
+    >>> [m.kind for m in result.models], result.dumps[0].tensors, os.path.basename(result.dumps[0].path)
+    (['section'], 44, 'model.safetensors')
+    >>> from safetensors.numpy import load_file
+    >>> load_file(result.dumps[0].path)["pre_projection.weight"].shape
+    (64, 128)
+    """
+    if select not in SELECTIONS:
+        raise UsageError(f"unknown selection '{select}' (choose from {', '.join(SELECTIONS)})")
+    out = Path(out_dir) if out_dir is not None else default_output(path)
+    with analysed(path) as analysis:
+        selections = select_tensors(analysis, orphans=select == "orphans", everything=select == "all",
+                                    section=None if section is None else str(section), subgraph=subgraph,
+                                    signature=signature, pattern=match)
+        total = sum(total_input_bytes(s.model, s.tensors) for s in selections)
+        advance = (lambda n: progress(n, total)) if progress is not None else None
+        done = run_extract(analysis, selections, out, dtype=dtype, names=names, models=models, force=force,
+                           progress=advance, allow_partial=allow_partial, check_parity=check_parity)
+        return ExtractResult.from_json({
+            "file": str(path), "output": str(out), "models": done.models,
+            "dumps": [{"path": str(d.path), "dtype": d.dtype, "names": d.names, "tensors": d.tensors,
+                       "companions": d.companions, "parameters": d.parameters, "bytes_in": d.bytes_in,
+                       "bytes_out": d.bytes_out, "notes": d.notes,
+                       "skipped": [{"name": t.name, "reason": why} for t, why in d.skipped],
+                       "config": str(d.config_path) if d.config_path else None,
+                       "parity": d.parity.to_json() if d.parity is not None else None} for d in done.dumps],
+            "removed_stale": [str(p) for p in done.cleaned], "notes": done.notes,
+        })

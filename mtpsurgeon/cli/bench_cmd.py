@@ -1,0 +1,29 @@
+"""`mtpsurgeon bench MODEL.litertlm`: does MTP speculative decoding pay off on this machine?"""
+from __future__ import annotations
+
+import click
+
+from mtpsurgeon.cli.bench_options import bench_options, run_bench
+from mtpsurgeon.cli.render.bench_view import render_bench
+from mtpsurgeon.cli.render.console import print_json, stdout_console
+
+
+@click.command("bench")
+@click.argument("model", type=click.Path(dir_okay=False))
+@bench_options()
+@click.option("--json", "as_json", is_flag=True, help="Print every run and the totals as JSON.")
+def command(model: str, prompts_file: str | None, max_tokens: int, repeats: int, backend: str, chat_template: bool,
+            as_json: bool) -> None:
+    """Run the LiteRT-LM engine with speculative decoding off and on; compare speed and output.
+
+    Exit 1 when the engine (mtpsurgeon[engine]) is missing, the model has no
+    drafter, or MTP changed the greedy text.
+    """
+    result = run_bench(model, prompts_file=prompts_file, max_tokens=max_tokens, repeats=repeats, backend=backend,
+                       chat_template=chat_template, quiet=as_json)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        render_bench(stdout_console(), result)
+    if not result.greedy_identical:
+        raise SystemExit(1)
