@@ -15,7 +15,7 @@ from mtpsurgeon.surgery.ir.elements import (
     Tensor,
 )
 from mtpsurgeon.surgery.ir.graph import Graph
-from mtpsurgeon.surgery.ir.model import Model
+from mtpsurgeon.surgery.ir.model_data import ModelData
 
 
 class _Index:
@@ -38,7 +38,8 @@ class _Index:
         return self._pos.get(id(x))
 
 
-def export_model(m: Model) -> "fb.ModelT":
+def export_model(m: ModelData) -> "fb.ModelT":
+    """The object-API model for ``m`` (indices assigned afresh; data not copied)."""
     mt = fb.ModelT()
     mt.version = m.version
     mt.description = m.description or None

@@ -12,11 +12,11 @@ from mtpsurgeon.surgery.ir.elements import (
     _str,
 )
 from mtpsurgeon.surgery.ir.graph import Graph
-from mtpsurgeon.surgery.ir.model import Model, Signature
+from mtpsurgeon.surgery.ir.model_data import ModelData, Signature
 
 
-def import_model(mt: "fb.ModelT", view: memoryview) -> Model:
-    m = Model()
+def import_model(mt: "fb.ModelT", view: memoryview, m: ModelData) -> ModelData:
+    """Fill the empty model ``m`` from ``mt``; constant data stay views into ``view``."""
     m.version = mt.version
     m.description = _str(mt.description) or ""
     for oc in mt.operatorCodes or []:
