@@ -36,6 +36,7 @@ from mtpsurgeon.outputs import atomic_output, check_writable, same_file
 from mtpsurgeon.surgery.ir import Buffer, Model
 from mtpsurgeon.surgery.ir.fingerprint import signature_fingerprint
 from mtpsurgeon.surgery.ir.symbolic import SymbolicShapes, infer_shapes
+from mtpsurgeon.surgery.ir.symbolic.context import label, quote
 from mtpsurgeon.surgery.ir.symbolic.expr import evaluate, show
 from mtpsurgeon.surgery.verify_vs_decode import Equivalence, check_verify_matches_decode
 
@@ -81,7 +82,7 @@ def respecialize(model: Model, tokens: int, shapes: SymbolicShapes | None = None
     """Rewrite ``model``'s verify graphs in place for ``tokens`` tokens (see module docstring)."""
     shapes = shapes or infer_shapes(model, VERIFY)
     others = [g for s in model.signatures if s.key != VERIFY for g in model.reachable_graphs([s.graph])]
-    shared = [g.name for g in shapes.graphs if g in others]
+    shared = [quote(g.name) for g in shapes.graphs if g in others]
     if shared:
         raise SurgeryError(f"graphs {shared} of '{VERIFY}' are also used by other signatures; "
                            "re-specializing them would change those signatures")
@@ -91,7 +92,7 @@ def respecialize(model: Model, tokens: int, shapes: SymbolicShapes | None = None
             continue
         new = evaluate(dims, tokens)
         if any(v <= 0 for v in new):
-            raise SurgeryError(f"tensor '{t.name}' {show(dims)} would have shape {new} at T={tokens}")
+            raise SurgeryError(f"tensor {label(t)} {show(dims)} would have shape {new} at T={tokens}")
         if new != list(t.shape):
             change.tensors += 1
             if t.shape_signature is not None:
@@ -101,10 +102,10 @@ def respecialize(model: Model, tokens: int, shapes: SymbolicShapes | None = None
         t = use.tensor
         values = evaluate(use.exprs, tokens)
         if any(v == 0 or v < -1 for v in values):
-            raise SurgeryError(f"{use.role} '{t.name}' {show(use.exprs)} would hold {values} at T={tokens}")
+            raise SurgeryError(f"{use.role} {label(t)} {show(use.exprs)} would hold {values} at T={tokens}")
         old = np.asarray(t.numpy())
         t.buffer = Buffer(np.asarray(values, dtype=old.dtype).reshape(old.shape))  # never edit a shared buffer
-        change.constants.append(f"{t.name}: {show(use.exprs)} -> {values}")
+        change.constants.append(f"{label(t)}: {show(use.exprs)} -> {values}")
     for opt in shapes.t_options:
         o = copy.copy(opt.node.options)
         setattr(o, opt.field, np.asarray(evaluate(opt.exprs, tokens), dtype=np.int32))

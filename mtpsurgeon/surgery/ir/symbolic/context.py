@@ -15,6 +15,16 @@ if TYPE_CHECKING:  # the driver hands itself in; no runtime import back
     from mtpsurgeon.surgery.ir.symbolic.infer import Inference
 
 
+def quote(name: str) -> str:
+    """A name from the model file for a message: quoted, control characters escaped, long names cut from the left."""
+    name = name.encode("unicode_escape").decode("ascii")
+    return repr(name if len(name) <= 60 else "..." + name[-57:])
+
+
+def label(t: Tensor) -> str:
+    return quote(t.name)
+
+
 class SymbolicShapeError(SurgeryError):
     """The shapes cannot be expressed in T with certainty (unknown op, ambiguity, mismatch)."""
 
@@ -79,7 +89,7 @@ class RuleContext:
         if t is None or not t.is_constant:
             return None
         if t.dtype_name not in ("INT32", "INT64", "INT16", "INT8", "UINT8"):
-            self.refuse(f"{what} operand '{t.name}' is {t.dtype_name}, expected integers")
+            self.refuse(f"{what} operand {label(t)} is {t.dtype_name}, expected integers")
         return [int(v) for v in np.asarray(t.numpy()).reshape(-1)]
 
     def const_values(self, i: int, what: str) -> list[int]:
@@ -108,8 +118,8 @@ class RuleContext:
         raise SymbolicShapeError(f"{self.where()}: {msg}")
 
     def where(self) -> str:
-        outs = ", ".join(f"'{t.name}'" for t in self.node.outputs if t is not None)
-        return f"{self.op} in graph '{self.graph.name}' (-> {outs})"
+        outs = ", ".join(label(t) for t in self.node.outputs if t is not None)
+        return f"{self.op} in graph {quote(self.graph.name)} (-> {outs})"
 
     # -- helpers shared by rules -----------------------------------------------------------
     def axis(self, axis: int, rank: int) -> int:

@@ -11,7 +11,7 @@ from mtpsurgeon.surgery.ir.elements import Tensor
 from mtpsurgeon.surgery.ir.graph import Graph
 from mtpsurgeon.surgery.ir.model_data import ModelData, Signature
 from mtpsurgeon.surgery.ir.symbolic import rules_control, rules_elementwise, rules_layout, rules_linalg, rules_reshape, rules_slicing  # noqa: F401  (register rules)
-from mtpsurgeon.surgery.ir.symbolic.context import ConstantUse, OptionUse, RuleContext, SymbolicShapeError
+from mtpsurgeon.surgery.ir.symbolic.context import ConstantUse, OptionUse, RuleContext, SymbolicShapeError, label, quote
 from mtpsurgeon.surgery.ir.symbolic.expr import Dim, evaluate, show
 from mtpsurgeon.surgery.ir.symbolic.registry import RULES
 from mtpsurgeon.surgery.ir.symbolic.seeds import seed_tokens
@@ -71,17 +71,17 @@ class Inference:
             if data_use and t.is_constant:
                 self.data_constants[id(t)] = (t, "data")
             return d
-        raise SymbolicShapeError(f"tensor '{t.name}' is read before any operator produces it")
+        raise SymbolicShapeError(f"tensor {label(t)} is read before any operator produces it")
 
     def record_constant(self, use: ConstantUse, ctx: RuleContext) -> None:
         import numpy as np
 
         stored = [int(v) for v in np.asarray(use.tensor.numpy()).reshape(-1)]
         if evaluate(use.exprs, self.t0) != stored:
-            ctx.refuse(f"{use.role} '{use.tensor.name}' holds {stored}, the rule says {show(use.exprs)}")
+            ctx.refuse(f"{use.role} {label(use.tensor)} holds {stored}, the rule says {show(use.exprs)}")
         prev = self.constants.get(id(use.tensor))
         if prev is not None and prev.exprs != use.exprs:
-            ctx.refuse(f"constant '{use.tensor.name}' {stored} is read as {show(prev.exprs)} ({prev.role}) and as "
+            ctx.refuse(f"constant {label(use.tensor)} {stored} is read as {show(prev.exprs)} ({prev.role}) and as "
                        f"{show(use.exprs)} ({use.role}): its dependence on T is ambiguous")
         self.constants[id(use.tensor)] = use
 
@@ -89,10 +89,10 @@ class Inference:
         if g not in self.graphs:
             self.graphs.append(g)
         if len(inputs) != len(g.inputs):
-            raise SymbolicShapeError(f"graph '{g.name}' takes {len(g.inputs)} inputs, called with {len(inputs)}")
+            raise SymbolicShapeError(f"graph {quote(g.name)} takes {len(g.inputs)} inputs, called with {len(inputs)}")
         for t, d in zip(g.inputs, inputs):
             if evaluate(d, self.t0) != list(t.shape):
-                raise SymbolicShapeError(f"graph '{g.name}' input '{t.name}' is {list(t.shape)}, bound to {show(d)}")
+                raise SymbolicShapeError(f"graph {quote(g.name)} input {label(t)} is {list(t.shape)}, bound to {show(d)}")
             self.dims[id(t)] = (t, list(d))
         for node in g.nodes:
             ctx = RuleContext(self, g, node)
@@ -106,7 +106,7 @@ class Inference:
                 if t is None:
                     continue
                 if evaluate(d, self.t0) != list(t.shape):
-                    ctx.refuse(f"output '{t.name}': rule gives {show(d)} = {evaluate(d, self.t0)} at T={self.t0}, "
+                    ctx.refuse(f"output {label(t)}: rule gives {show(d)} = {evaluate(d, self.t0)} at T={self.t0}, "
                                f"the file says {list(t.shape)}")
                 self.dims[id(t)] = (t, list(d))
         return [self.dims_of(t, data_use=False) for t in g.outputs]
@@ -115,7 +115,7 @@ class Inference:
         prev = self._calls.get(id(g))
         if prev is not None:
             if prev[0] != inputs:
-                ctx.refuse(f"graph '{g.name}' is called with T-dependence {[show(d) for d in prev[0]]} and "
+                ctx.refuse(f"graph {quote(g.name)} is called with T-dependence {[show(d) for d in prev[0]]} and "
                            f"{[show(d) for d in inputs]}: one graph cannot be specialized both ways")
             return prev[1]
         outs = self.run_graph(g, inputs)
@@ -138,14 +138,14 @@ def infer_shapes(model: ModelData, signature: str) -> SymbolicShapes:
     for t in sig.graph.inputs:
         if id(t) not in seeds.dims:
             if seeds.t0 in t.shape:
-                raise SymbolicShapeError(f"graph input '{t.name}' {t.shape} is not a named signature input and has a "
+                raise SymbolicShapeError(f"graph input {label(t)} {t.shape} is not a named signature input and has a "
                                          f"dim equal to T={seeds.t0} (ambiguous)")
             seeds.dims[id(t)] = [Dim.const(v) for v in t.shape]
     inf.run_graph(sig.graph, [seeds.dims[id(t)] for t in sig.graph.inputs])
     for key, (t, role) in inf.data_constants.items():
         use = inf.constants.get(key)
         if use is not None and use.depends_on_t:
-            raise SymbolicShapeError(f"constant '{t.name}' is read as {use.role} {show(use.exprs)} and also as data: "
+            raise SymbolicShapeError(f"constant {label(t)} is read as {use.role} {show(use.exprs)} and also as data: "
                                      "rewriting it for another T would change that data")
     return SymbolicShapes(sig, seeds.t0, seeds.seeded, inf.graphs, inf.dims, list(inf.constants.values()),
                           inf.option_uses)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from mtpsurgeon.surgery.ir.elements import Tensor
 from mtpsurgeon.surgery.ir.model_data import Signature
-from mtpsurgeon.surgery.ir.symbolic.context import SymbolicShapeError
+from mtpsurgeon.surgery.ir.symbolic.context import SymbolicShapeError, quote
 from mtpsurgeon.surgery.ir.symbolic.expr import Dim
 
 #: input name -> (rank, token axis)
@@ -44,19 +44,19 @@ def seed_tokens(sig: Signature) -> Seeds:
             continue
         rank, axis = spec
         if len(t.shape) != rank:
-            raise SymbolicShapeError(f"signature '{sig.key}' input '{name}' has shape {t.shape}, expected rank {rank}")
+            raise SymbolicShapeError(f"signature {quote(sig.key)} input {quote(name)} has shape {t.shape}, expected rank {rank}")
         v = t.shape[axis]
         if t0 is not None and v != t0:
-            raise SymbolicShapeError(f"signature '{sig.key}': input '{name}' has {v} tokens, other inputs {t0}")
+            raise SymbolicShapeError(f"signature {quote(sig.key)}: input {quote(name)} has {v} tokens, other inputs {t0}")
         t0 = v
         found.append((name, t, axis))
     names = {n for n, _, _ in found}
     if "input_pos" not in names or not names & {"embeddings", "tokens", "input_ids"}:
-        raise SymbolicShapeError(f"signature '{sig.key}' lacks the token inputs that define T "
+        raise SymbolicShapeError(f"signature {quote(sig.key)} lacks the token inputs that define T "
                                  "(input_pos and embeddings/tokens)")
     assert t0 is not None
     if t0 < 2:
-        raise SymbolicShapeError(f"signature '{sig.key}' takes {t0} token: T cannot be told apart from a unit dim")
+        raise SymbolicShapeError(f"signature {quote(sig.key)} takes {t0} token: T cannot be told apart from a unit dim")
     T = Dim.symbol()
     dims: dict[int, list[Dim]] = {}
     for name, t, axis in found:
@@ -65,7 +65,7 @@ def seed_tokens(sig: Signature) -> Seeds:
         if id(t) in dims:
             continue
         if t0 in t.shape:
-            raise SymbolicShapeError(f"signature '{sig.key}' input '{name}' {t.shape} has a dim equal to T={t0}: "
+            raise SymbolicShapeError(f"signature {quote(sig.key)} input {quote(name)} {t.shape} has a dim equal to T={t0}: "
                                      "it is not known to be T-independent (ambiguous)")
         dims[id(t)] = [Dim.const(v) for v in t.shape]
     return Seeds(t0, dims, [n for n, _, _ in found])
