@@ -135,3 +135,26 @@ def test_search_prints_table_and_decides(tmp_path):
 def test_search_refuses_tflite(tmp_path):
     p = cli("tune", BASE, "--search", "1-2", "-o", tmp_path / "x.tflite", expect=2)
     assert ".litertlm" in p.stderr
+
+
+def test_search_writes_the_fastest_variant(tmp_path):
+    """The decision and write path. The engine cannot make MTP pay off on the tiny fixture, so the
+    speeds come from a stand-in that reads each built variant's real verify length (G=2 fastest);
+    the variants themselves are built, gated and written for real."""
+    from mtpsurgeon.tuning.measure import Measurement
+    from mtpsurgeon.tuning.search import search_draft_steps
+
+    seen = []
+
+    def stand_in(path, prompts, **kw):
+        g = json.loads(cli("inspect", path, "--json").stdout)["base"]["verify_len"] - 1
+        seen.append(g)
+        return Measurement(tok_s_on={1: 110.0, 2: 150.0, 3: 90.0}[g], tok_s_off=100.0, success_rate=0.8,
+                           identical=g != 3)
+
+    out = tmp_path / "best.litertlm"
+    r = search_draft_steps(CONTAINER, [1, 2, 3], out, ["w1 w2"], measure_fn=stand_in)
+    assert seen == [1, 2, 3] and r.winner.draft_steps == 2 and r.output == out
+    assert json.loads(cli("inspect", out, "--json").stdout)["base"]["verify_len"] == 3
+    assert any("G=3" in n and "differs" in n for n in r.notes)
+    assert not [p for p in tmp_path.iterdir() if p.name != "best.litertlm"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.writer import Replace, rewrite_container
 from mtpsurgeon.formats.open import ModelFile, open_file
 from mtpsurgeon.formats.tflite import TFLiteModel
-from mtpsurgeon.formats.tflite.writer import tflite_bytes
+from mtpsurgeon.formats.tflite.writer import write_tflite
 from mtpsurgeon.outputs import atomic_output, check_writable, same_file
 from mtpsurgeon.surgery.ir import Buffer, Model
 from mtpsurgeon.surgery.ir.fingerprint import signature_fingerprint
@@ -155,24 +156,24 @@ def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out
         raise UsageError(f"--draft-steps {draft_steps}: {tokens} tokens do not fit the KV cache ({cache.shape[-1]})")
     before = {s.key: signature_fingerprint(ir, s.key) for s in ir.signatures if s.key != VERIFY}
     change = respecialize(ir, tokens, shapes)
-    data = tflite_bytes(ir)
     with atomic_output(out, force) as tmp:
-        if section is None:
-            tmp.write_bytes(data)
-        else:
-            rewrite_container(src, [Replace(section, data)], tmp, force=True)
-        result = _gate(src, section, data, tmp, before, change, draft_steps, shapes.t0 - 1, seed)
+        with tempfile.TemporaryDirectory(prefix=".tune-", dir=tmp.parent) as work:
+            base_path = tmp if section is None else Path(work) / "base.tflite"
+            write_tflite(ir, base_path, force=True)  # streamed; weights stay views of the input's map
+            if section is not None:
+                rewrite_container(src, [Replace(section, base_path)], tmp, force=True)
+            result = _gate(src, section, base_path, tmp, before, change, draft_steps, shapes.t0 - 1, seed)
         result.output = out
     return result
 
 
-def _gate(src: ModelFile, section: int | None, data: bytes, tmp: Path, before: dict[str, str],
+def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, before: dict[str, str],
           change: Respecialization, g: int, g0: int, seed: int) -> TuneResult:
     """Every check the written file must pass; raises (nothing is renamed into place) on a failure."""
     written = open_file(tmp)
     new_base, _ = _base_section(written)
-    if bytes(new_base.source.slice(new_base.offset, new_base.length, "model")) != data:
-        raise SurgeryError(f"{tmp}: the written base model differs from the rewritten one")
+    if section is not None and _sha(written.section_bytes(section)) != _file_sha(base_path):
+        raise SurgeryError(f"{tmp}: the written base section differs from the rewritten model")
     new_ir = Model.from_tflite(new_base)
     after = {k: signature_fingerprint(new_ir, k) for k in before if new_ir.signature(k) is not None}
     changed = sorted(k for k in before if after.get(k) != before[k])
@@ -182,7 +183,7 @@ def _gate(src: ModelFile, section: int | None, data: bytes, tmp: Path, before: d
         for sec in src.sections:
             if sec.index != section and _sha(src.section_bytes(sec.index)) != _sha(written.section_bytes(sec.index)):
                 raise SurgeryError(f"section {sec.index} changed although only section {section} was rewritten")
-    eq = check_verify_matches_decode(data, seed=seed)
+    eq = check_verify_matches_decode(base_path, seed=seed)
     if not eq.ok():
         raise SurgeryError(f"the re-specialized '{VERIFY}' does not match repeated 'decode': {eq.describe()}")
     links = _link_checks(tmp)
@@ -192,6 +193,14 @@ def _gate(src: ModelFile, section: int | None, data: bytes, tmp: Path, before: d
                            + "; ".join(f"{c['check']} (expected {c['expected']}, got {c['actual']})" for c in failed))
     notes = [] if links else ["no drafter in this file: link checks not applicable"]
     return TuneResult(Path(tmp), g, g0, section, change, eq, sorted(before), links, notes)
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _sha(data: bytes | memoryview) -> str:

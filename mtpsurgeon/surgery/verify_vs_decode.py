@@ -7,6 +7,7 @@ whatever each signature takes).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,18 +57,24 @@ def _random(rng: np.random.Generator, spec: dict, scale: float = 1.0) -> np.ndar
     return (rng.standard_normal(tuple(spec["shape"])) * scale).astype(spec["dtype"])
 
 
-def check_verify_matches_decode(model_bytes: bytes | memoryview, seed: int = 0, verify: str = "verify",
+def check_verify_matches_decode(model: bytes | memoryview | str | os.PathLike, seed: int = 0, verify: str = "verify",
                                 decode: str = "decode") -> Equivalence:
-    """Run ``verify`` once and ``decode`` T times on the same random inputs; compare."""
+    """Run ``verify`` once and ``decode`` T times on the same random inputs; compare.
+
+    ``model`` is a .tflite path (mapped by the runtime, nothing copied) or its bytes.
+    """
     with quiet_native_stderr():
-        return _check(bytes(model_bytes), seed, verify, decode)
+        return _check(model, seed, verify, decode)
 
 
-def _check(data: bytes, seed: int, vkey: str, dkey: str) -> Equivalence:
+def _check(model: bytes | memoryview | str | os.PathLike, seed: int, vkey: str, dkey: str) -> Equivalence:
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interp = Interpreter(model_content=data)
+        if isinstance(model, (str, os.PathLike)):
+            interp = Interpreter(model_path=str(model))
+        else:
+            interp = Interpreter(model_content=bytes(model))
         ver, dec = interp.get_signature_runner(vkey), interp.get_signature_runner(dkey)
     except Exception as exc:  # the runtime refuses the model or a signature is missing
         return Equivalence(0, 0, error=f"interpreter: {type(exc).__name__}: {exc}")

@@ -28,7 +28,7 @@ class Measurement:
     tok_s_off: float  #: ... and off
     success_rate: float | None  #: the drafter's acceptance rate (engine log), None if not logged
     identical: bool  #: greedy text with MTP on == off for every prompt (see :func:`same_greedy`)
-    tokens: int = 0  #: decode tokens counted per mode
+    tokens: int = 0  #: decode tokens behind tok_s_on (fastest pass per prompt)
     texts_on: list[str] = field(default_factory=list)
     texts_off: list[str] = field(default_factory=list)
 
@@ -69,7 +69,10 @@ def _probe(path: Path, spec: str, prompts_file: Path, max_tokens: int, repeats: 
 
 def measure(path: str | os.PathLike, prompts: Sequence[str], *, max_tokens: int = 32, repeats: int = 3,
             timeout: float = 600) -> Measurement:
-    """Greedy decoding of ``prompts`` with MTP on and off; tokens/s by the engine's own benchmark."""
+    """Greedy decoding of ``prompts`` with MTP on and off; tokens/s by the engine's own benchmark.
+
+    Each prompt is decoded ``repeats`` times per mode and its fastest pass counts.
+    """
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="mtpsurgeon-measure-") as d:
         pf = Path(d) / "prompts.txt"

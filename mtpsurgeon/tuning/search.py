@@ -44,13 +44,14 @@ class SearchResult:
     winner: Variant | None
     output: Path | None
     message: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  #: per-variant remarks (e.g. greedy text changed)
+    hint: str | None = None  #: what to do when MTP never pays off
 
     def to_json(self) -> dict:
         return {"variants": [v.to_json() for v in self.variants], "baseline_tok_s_off": self.baseline_tok_s,
                 "winner": None if self.winner is None else self.winner.draft_steps,
                 "output": None if self.output is None else str(self.output), "message": self.message,
-                "notes": self.notes}
+                "notes": self.notes, "hint": self.hint}
 
 
 def parse_steps(text: str) -> list[int]:
@@ -76,10 +77,10 @@ def adaptive_note() -> str:
         names = " ".join(f"{n} {' '.join(dir(getattr(litert_lm, n, None)))}" for n in dir(litert_lm))
         v = version("litert-lm-api")
     except Exception:  # noqa: BLE001 - the note is informative only
-        return "the LiteRT-LM runtime's newer builds have an ADAPTIVE mode that switches MTP off when it does not pay"
+        return "The LiteRT-LM runtime's newer builds have an ADAPTIVE mode that switches MTP off when it does not pay"
     if "ADAPTIVE" in names.upper():
-        return f"the installed engine (litert-lm-api {v}) has an ADAPTIVE mode: let it switch MTP on and off"
-    return (f"the installed engine (litert-lm-api {v}) has no ADAPTIVE mode; newer LiteRT-LM builds do "
+        return f"The installed engine (litert-lm-api {v}) has an ADAPTIVE mode: let it switch MTP on and off"
+    return (f"The installed engine (litert-lm-api {v}) has no ADAPTIVE mode; newer LiteRT-LM builds do "
             "(it switches MTP on or off at run time, it does not change G)")
 
 
@@ -125,7 +126,7 @@ def search_draft_steps(model: str | os.PathLike, steps: Iterable[int], out: str 
             return SearchResult(variants, baseline, None, None,
                                 f"MTP does not pay off at any G here (best MTP-on "
                                 f"{max(v.measurement.tok_s_on for v in ok):.0f} tok/s vs {baseline:.0f} tok/s off); "
-                                f"nothing written. {adaptive_note()}", notes)
+                                "nothing written", notes, adaptive_note())
         with atomic_output(out, force) as tmp:
             shutil.copyfile(Path(work) / f"g{best.draft_steps}.litertlm", tmp)
     return SearchResult(variants, baseline, best, out,

@@ -44,3 +44,5 @@ def render_search(console: Console, model: str, r: SearchResult) -> None:
     for n in r.notes:
         console.print(escape(n))
     console.print(escape(r.message))
+    if r.hint:
+        console.print(escape(r.hint))
