@@ -108,8 +108,19 @@ def test_merge_then_split_is_factored_or_refused():
     s = infer_shapes(_toy(6), "verify")  # [1, 24] = 6*T -> [1, 4, 6]: only the 4 can be T
     assert [str(d) for d in s.shape(s.signature.outputs["y"])] == ["1", "T", "6"]
     assert [str(e) for e in s.t_constants[0].exprs] == ["1", "6*T"]
+    # [1, 64] = 16*T -> [1, 4, 16]: T, or 16 = 4*T? The split undoes the merge of [T, 16] just before.
+    s = infer_shapes(_toy(16), "verify")
+    assert [str(d) for d in s.shape(s.signature.outputs["y"])] == ["1", "T", "16"]
+    # ... unless 16*T was also merged from [16, T] (a transposed copy): then it is ambiguous
+    m = _toy(16)
+    g = m.signature("verify").graph
+    tr = g.add_tensor("tr", [1, 16, 4])
+    g.add_node("TRANSPOSE", [g.tensor("embeddings"), g.add_constant("perm", np.array([0, 2, 1], np.int32))], [tr])
+    g.add_node("RESHAPE", [tr, g.add_constant("s3", np.array([1, 64], np.int32))], [g.add_tensor("flat2", [1, 64])])
+    g.nodes.insert(0, g.nodes.pop(-1))
+    g.nodes.insert(0, g.nodes.pop(-1))
     with pytest.raises(SymbolicShapeError, match=r"RESHAPE in graph 'verify' .*16\*T over dims \[4, 16\] is ambiguous"):
-        infer_shapes(_toy(16), "verify")  # [1, 64] = 16*T -> [1, 4, 16]: T, or 16 = 4*T?
+        infer_shapes(m, "verify")
 
 
 def test_unknown_operator_is_refused_by_name():

@@ -158,3 +158,14 @@ def test_search_writes_the_fastest_variant(tmp_path):
     assert json.loads(cli("inspect", out, "--json").stdout)["base"]["verify_len"] == 3
     assert any("G=3" in n and "differs" in n for n in r.notes)
     assert not [p for p in tmp_path.iterdir() if p.name != "best.litertlm"]
+
+
+@pytest.mark.parametrize("model,steps,message", [
+    (FIXTURES / "mtp_drafter.tflite", 1, "has no 'verify' signature"),
+    (FIXTURES / "gemma4-mini.litertlm", 127, "do not fit the KV cache"),
+])
+def test_bad_requests_refused(tmp_path, model, steps, message):
+    out = tmp_path / ("out" + model.suffix)
+    p = cli("tune", model, "--draft-steps", steps, "-o", out, expect=2)
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())

@@ -159,7 +159,7 @@ def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out
     with atomic_output(out, force) as tmp:
         with tempfile.TemporaryDirectory(prefix=".tune-", dir=tmp.parent) as work:
             base_path = tmp if section is None else Path(work) / "base.tflite"
-            write_tflite(ir, base_path, force=True)  # streamed; weights stay views of the input's map
+            write_base(ir, base, base_path)
             if section is not None:
                 rewrite_container(src, [Replace(section, base_path)], tmp, force=True)
             result = _gate(src, section, base_path, tmp, before, change, draft_steps, shapes.t0 - 1, seed)
@@ -183,7 +183,8 @@ def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, befor
         for sec in src.sections:
             if sec.index != section and _sha(src.section_bytes(sec.index)) != _sha(written.section_bytes(sec.index)):
                 raise SurgeryError(f"section {sec.index} changed although only section {section} was rewritten")
-    eq = check_verify_matches_decode(base_path, seed=seed)
+    kernels = "xnnpack" if base_path.stat().st_size < GATE_XNNPACK_BELOW else "builtin"
+    eq = check_verify_matches_decode(base_path, seed=seed, kernels=kernels)
     if not eq.ok():
         raise SurgeryError(f"the re-specialized '{VERIFY}' does not match repeated 'decode': {eq.describe()}")
     links = _link_checks(tmp)
@@ -193,6 +194,24 @@ def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, befor
                            + "; ".join(f"{c['check']} (expected {c['expected']}, got {c['actual']})" for c in failed))
     notes = [] if links else ["no drafter in this file: link checks not applicable"]
     return TuneResult(Path(tmp), g, g0, section, change, eq, sorted(before), links, notes)
+
+
+#: The gate runs XNNPACK (the engine's CPU kernels, bit-identical on the fixtures) below
+#: this base-model size; above, the reference kernels, which hold no copy of the weights.
+GATE_XNNPACK_BELOW = 256 << 20
+
+#: Above this size the rewritten model keeps its weights after the flatbuffer (offset
+#: buffers), so writing never holds a copy of them; below, the writer's choice stands.
+OFFSET_BUFFERS_FROM = 64 << 20
+
+
+def write_base(ir: Model, source: TFLiteModel, path: Path) -> None:
+    """Stream the rewritten base to ``path``; weights stay views of the input's map.
+
+    Offset buffers when the input uses them or is large, so writing never holds a copy of the weights.
+    """
+    offsets = source.length >= OFFSET_BUFFERS_FROM or any(b.storage == "offset" for b in source.buffers)
+    write_tflite(ir, path, force=True, force_offset_buffers=offsets)
 
 
 def _file_sha(path: Path) -> str:

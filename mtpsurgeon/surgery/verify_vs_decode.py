@@ -23,6 +23,7 @@ class Equivalence:
 
     tokens: int
     start: int
+    kernels: str = "xnnpack"  #: 'xnnpack' (the runtime's CPU default) or 'builtin' (reference kernels)
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     scale: float = 0.0  #: largest |value| seen, for relative tolerance
     error: str | None = None
@@ -41,7 +42,7 @@ class Equivalence:
         worst = max(self.max_abs_diff.values()) if self.max_abs_diff else float("nan")
         kind = "bit-identical" if self.bit_identical else f"max |diff| {worst:.3g}"
         return (f"verify over {self.tokens} tokens at position {self.start} vs {self.tokens} decode calls: {kind} "
-                f"({len(self.max_abs_diff)} outputs)")
+                f"({len(self.max_abs_diff)} outputs, {self.kernels} kernels)")
 
 
 def _mask(spec: dict, rows: list[int], cache_len: int) -> np.ndarray:
@@ -58,26 +59,32 @@ def _random(rng: np.random.Generator, spec: dict, scale: float = 1.0) -> np.ndar
 
 
 def check_verify_matches_decode(model: bytes | memoryview | str | os.PathLike, seed: int = 0, verify: str = "verify",
-                                decode: str = "decode") -> Equivalence:
+                                decode: str = "decode", kernels: str = "xnnpack") -> Equivalence:
     """Run ``verify`` once and ``decode`` T times on the same random inputs; compare.
 
     ``model`` is a .tflite path (mapped by the runtime, nothing copied) or its bytes.
+    ``kernels='xnnpack'`` runs what the LiteRT-LM CPU backend runs (XNNPACK repacks a
+    copy of the weights); ``'builtin'`` uses the reference kernels, whose memory is
+    only the mapped model, at the price of float rounding that differs with T.
     """
+    if kernels not in ("xnnpack", "builtin"):
+        raise ValueError(f"kernels must be 'xnnpack' or 'builtin', not {kernels!r}")
     with quiet_native_stderr():
-        return _check(model, seed, verify, decode)
+        return _check(model, seed, verify, decode, kernels)
 
 
-def _check(model: bytes | memoryview | str | os.PathLike, seed: int, vkey: str, dkey: str) -> Equivalence:
-    from ai_edge_litert.interpreter import Interpreter
+def _check(model: bytes | memoryview | str | os.PathLike, seed: int, vkey: str, dkey: str, kernels: str) -> Equivalence:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    resolver = (OpResolverType.AUTO if kernels == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     try:
         if isinstance(model, (str, os.PathLike)):
-            interp = Interpreter(model_path=str(model))
+            interp = Interpreter(model_path=str(model), experimental_op_resolver_type=resolver)
         else:
-            interp = Interpreter(model_content=bytes(model))
+            interp = Interpreter(model_content=bytes(model), experimental_op_resolver_type=resolver)
         ver, dec = interp.get_signature_runner(vkey), interp.get_signature_runner(dkey)
     except Exception as exc:  # the runtime refuses the model or a signature is missing
-        return Equivalence(0, 0, error=f"interpreter: {type(exc).__name__}: {exc}")
+        return Equivalence(0, 0, kernels, error=f"interpreter: {type(exc).__name__}: {exc}")
     vin, din = ver.get_input_details(), dec.get_input_details()
     T = int(vin["input_pos"]["shape"][0])
     C = int(vin["mask"]["shape"][-1])
@@ -90,7 +97,7 @@ def _check(model: bytes | memoryview | str | os.PathLike, seed: int, vkey: str, 
         n = "tokens" if "tokens" in vin else "input_ids"
         feats[n] = rng.integers(0, 8, size=tuple(vin[n]["shape"])).astype(vin[n]["dtype"])
     rows = list(range(start, start + T))
-    res = Equivalence(T, start)
+    res = Equivalence(T, start, kernels)
     try:
         vout = ver(**state, **feats, input_pos=np.asarray(rows, dtype=vin["input_pos"]["dtype"]),
                    mask=_mask(vin["mask"], rows, C))

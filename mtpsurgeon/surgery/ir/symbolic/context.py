@@ -110,6 +110,13 @@ class RuleContext:
     def interpret_option(self, field: str, exprs: list[Dim]) -> None:
         self._inf.option_uses.append(OptionUse(self.node, field, list(exprs)))
 
+    def record_merge(self, merged: Dim, factors: list[Dim]) -> None:
+        """A reshape merged ``factors`` into one dim; equal expressions merged differently cancel out."""
+        self._inf.record_merge(merged, factors)
+
+    def merged_factors(self, merged: Dim) -> list[Dim] | None:
+        return self._inf.merges.get(merged)
+
     def call(self, graph: Graph, inputs: list[list[Dim]]) -> list[list[Dim]]:
         """Infer a called graph with its inputs bound; returns its outputs' dims."""
         return self._inf.infer_called(graph, inputs, self)

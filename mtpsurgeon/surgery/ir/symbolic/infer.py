@@ -60,6 +60,13 @@ class Inference:
         self.option_uses: list[OptionUse] = []
         self.graphs: list[Graph] = []
         self._calls: dict[int, tuple[list[list[Dim]], list[list[Dim]]]] = {}
+        self.merges: dict[Dim, list[Dim] | None] = {}  #: merged dim -> the factors merged (None: conflicting)
+
+    def record_merge(self, merged: Dim, factors: list[Dim]) -> None:
+        if merged in self.merges and self.merges[merged] != factors:
+            self.merges[merged] = None
+        else:
+            self.merges.setdefault(merged, list(factors))
 
     def dims_of(self, t: Tensor, data_use: bool = True) -> list[Dim]:
         got = self.dims.get(id(t))

@@ -9,7 +9,14 @@ from mtpsurgeon.surgery.ir.symbolic.registry import rule
 
 
 def _split_monomial(ctx: RuleContext, e: Dim, values: list[int]) -> list[Dim]:
-    """Spread the monomial ``e`` over output dims with stored ``values``; exactly one way or refuse."""
+    """Spread the monomial ``e`` over output dims with stored ``values``; exactly one way or refuse.
+
+    A split that reproduces, value for value, the factors an earlier reshape
+    merged into ``e`` undoes that merge ([T, 256] -> 256*T -> [T, 256]).
+    """
+    merged = ctx.merged_factors(e)
+    if merged is not None and [d.at(ctx.t0) for d in merged] == values:
+        return list(merged)
     mono = e.as_monomial()
     if mono is None:
         ctx.refuse(f"cannot split {e} over dims {values}: not a single term")
@@ -61,6 +68,8 @@ def factor(ctx: RuleContext, in_dims: list[Dim], out_values: list[int]) -> list[
             else:
                 ctx.refuse(f"reshape {show(in_dims)} -> {out_values}: element counts differ")
         e = product(ga)
+        if len(ga) > 1 and len(gb) == 1 and e.depends_on_t:
+            ctx.record_merge(e, ga)
         if e.is_const:
             for k in gb:
                 out[k] = Dim.const(out_values[k])
