@@ -141,3 +141,33 @@ def test_same_constant_two_meanings_is_refused():
                _opts(fb.SliceOptionsT))  # sz on a constant [1, 4, 5]: the 4 is not T here
     with pytest.raises(SymbolicShapeError, match="'sz' .* is read as \\[1, T, 3\\] .* and as \\[1, 4, 3\\]"):
         infer_shapes(m, "verify")
+
+
+def test_if_bodies_are_respecialized():
+    """verify = IF(cond, x): then-branch x + x, else-branch x * x, both inferred and rewritten."""
+    m = Model()
+    g = m.add_graph("verify")
+    x = g.add_tensor("embeddings", [1, 4, 8])
+    pos = g.add_tensor("input_pos", [4], "INT32")
+    cond = g.add_tensor("cond", [], "BOOL")
+    branches = []
+    for name, op in (("then", "ADD"), ("else", "MUL")):
+        b = m.add_graph(name)
+        bx = b.add_tensor(f"{name}.x", [1, 4, 8])
+        by = b.add_tensor(f"{name}.y", [1, 4, 8])
+        b.add_node(op, [bx, bx], [by], _opts(fb.AddOptionsT) if op == "ADD" else _opts(fb.MulOptionsT))
+        b.inputs, b.outputs = [bx], [by]
+        branches.append(b)
+    y = g.add_tensor("y", [1, 4, 8])
+    node = g.add_node("IF", [cond, x], [y], _opts(fb.IfOptionsT))
+    node.called = {"thenSubgraphIndex": branches[0], "elseSubgraphIndex": branches[1]}
+    g.inputs, g.outputs = [x, pos, cond], [y]
+    m.add_signature("verify", g, {"embeddings": x, "input_pos": pos, "cond": cond}, {"y": y})
+    s = infer_shapes(m, "verify")
+    assert len(s.graphs) == 3 and [str(d) for d in s.shape(branches[1].outputs[0])] == ["1", "T", "8"]
+    respecialize(m, 3, s)
+    r = Interpreter(model_content=tflite_bytes(m)).get_signature_runner("verify")
+    xv = np.arange(24, dtype=np.float32).reshape(1, 3, 8)
+    for c, want in ((True, xv + xv), (False, xv * xv)):
+        out = r(embeddings=xv, input_pos=np.arange(3, dtype=np.int32), cond=np.array(c))
+        np.testing.assert_array_equal(out["y"], want)

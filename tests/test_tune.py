@@ -5,11 +5,8 @@ and the LiteRT-LM engine (greedy text with MTP on == off)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from mtpsurgeon.surgery.ir.elements import Tensor
 from mtpsurgeon.surgery.ir.graph import Graph
 from mtpsurgeon.surgery.ir.model_data import ModelData, Signature
-from mtpsurgeon.surgery.ir.symbolic import rules_control, rules_elementwise, rules_layout, rules_linalg, rules_reshape, rules_slicing  # noqa: F401  (register rules)
+from mtpsurgeon.surgery.ir.symbolic import (  # noqa: F401  (imported to register their rules)
+    rules_control,
+    rules_elementwise,
+    rules_layout,
+    rules_linalg,
+    rules_reshape,
+    rules_slicing,
+)
 from mtpsurgeon.surgery.ir.symbolic.context import ConstantUse, OptionUse, RuleContext, SymbolicShapeError, label, quote
 from mtpsurgeon.surgery.ir.symbolic.expr import Dim, evaluate, show
 from mtpsurgeon.surgery.ir.symbolic.registry import RULES

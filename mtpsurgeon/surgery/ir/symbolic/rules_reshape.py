@@ -4,7 +4,7 @@ from __future__ import annotations
 from itertools import product as cartesian
 
 from mtpsurgeon.surgery.ir.symbolic.context import RuleContext
-from mtpsurgeon.surgery.ir.symbolic.expr import Dim, consts, product, show
+from mtpsurgeon.surgery.ir.symbolic.expr import Dim, product, show
 from mtpsurgeon.surgery.ir.symbolic.registry import rule
 
 
@@ -141,5 +141,3 @@ def broadcast_to(ctx: RuleContext):
     ctx.interpret(1, out, "shape")
     return [out]
 
-
-__all__ = ["factor", "consts"]
