@@ -192,7 +192,8 @@ def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, befor
     if failed:
         raise SurgeryError("drafter link checks fail on the result: "
                            + "; ".join(f"{c['check']} (expected {c['expected']}, got {c['actual']})" for c in failed))
-    notes = [] if links else ["no drafter in this file: link checks not applicable"]
+    notes = [] if links else ["no recognised drafter in this file (none, or hidden: see mtpsurgeon inspect): "
+                              "link checks not applicable"]
     return TuneResult(Path(tmp), g, g0, section, change, eq, sorted(before), links, notes)
 
 
