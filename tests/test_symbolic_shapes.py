@@ -144,3 +144,18 @@ def test_ir_imports_are_one_directional():
         assert not _ir_imports(ir / f"{name}.py") & later, name
     for f in (ir / "symbolic").glob("*.py"):
         assert "mtpsurgeon.surgery.ir.model" not in _ir_imports(f), f.name
+
+
+def test_every_operator_in_the_fixtures_has_a_shape_rule():
+    from mtpsurgeon.formats.litertlm import LiteRTLMContainer
+    from mtpsurgeon.surgery.ir.symbolic import RULES
+
+    fx = REPO / "fixtures"
+    files = [*fx.glob("*.tflite"), *fx.glob("*.litertlm"), *fx.glob("hidden/*"), *fx.glob("heads/*")]
+    seen = set()
+    for p in files:
+        f = open_file(p)
+        models = [f.model(s.index) for s in f.tflite_sections()] if isinstance(f, LiteRTLMContainer) else [f]
+        for m in models:
+            seen |= {n.op for g in Model.from_tflite(m).graphs for n in g.nodes}
+    assert len(seen) >= 25 and not seen - set(RULES)
