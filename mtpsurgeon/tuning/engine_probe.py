@@ -1,6 +1,7 @@
 """Child process for :mod:`mtpsurgeon.tuning.measure`: run the LiteRT-LM engine once.
 
     python -m mtpsurgeon.tuning.engine_probe MODEL --spec on|off --prompts-file F [--max-tokens N] [--repeats R]
+        [--max-num-tokens C]
 
 Prints one JSON object: texts (greedy, one per prompt), tokens, seconds (decode
 time by the engine's own benchmark, fastest of the repeats per prompt), success_rates (from the drafter's log
@@ -18,11 +19,12 @@ import sys
 import tempfile
 
 
-def _run(model: str, spec: bool, prompts: list[str], max_tokens: int, repeats: int, result: dict) -> None:
+def _run(model: str, spec: bool, prompts: list[str], max_tokens: int, repeats: int, max_num_tokens: int,
+         result: dict) -> None:
     """Decode every prompt ``repeats`` times; per prompt keep the fastest pass (robust to a busy machine)."""
     import litert_lm
 
-    eng = litert_lm.Engine(model, backend=litert_lm.Backend.CPU(), max_num_tokens=max(128, 4 * max_tokens),
+    eng = litert_lm.Engine(model, backend=litert_lm.Backend.CPU(), max_num_tokens=max_num_tokens,
                            enable_speculative_decoding=spec, enable_benchmark=True)
     best: list[tuple[int, float] | None] = [None] * len(prompts)
     try:
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts-file", required=True)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--max-num-tokens", type=int, default=128, help="the engine's context (<= the KV cache length)")
     args = ap.parse_args(argv)
     with open(args.prompts_file, encoding="utf-8") as f:
         prompts = [line.strip() for line in f if line.strip() and not line.startswith("#")]
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stderr.flush()
     os.dup2(log.fileno(), 2)
     try:
-        _run(copy, args.spec == "on", prompts, args.max_tokens, args.repeats, result)
+        _run(copy, args.spec == "on", prompts, args.max_tokens, args.repeats, args.max_num_tokens, result)
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:

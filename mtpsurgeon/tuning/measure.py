@@ -51,9 +51,22 @@ def same_greedy(on: Sequence[str], off: Sequence[str]) -> bool:
     return len(on) == len(off) and all(a.startswith(b) for a, b in zip(on, off))
 
 
-def _probe(path: Path, spec: str, prompts_file: Path, max_tokens: int, repeats: int, timeout: float) -> dict:
+def _context_length(path: Path) -> int:
+    """The engine's context: the base model's KV cache length (128 if it cannot be read)."""
+    from mtpsurgeon.analysis import analyze
+
+    try:
+        base = analyze(path).base
+    except MtpSurgeonError:
+        return 128
+    return base.cache_len if base is not None and base.cache_len else 128
+
+
+def _probe(path: Path, spec: str, prompts_file: Path, max_tokens: int, repeats: int, context: int,
+           timeout: float) -> dict:
     cmd = [sys.executable, "-m", "mtpsurgeon.tuning.engine_probe", str(path), "--spec", spec,
-           "--prompts-file", str(prompts_file), "--max-tokens", str(max_tokens), "--repeats", str(repeats)]
+           "--prompts-file", str(prompts_file), "--max-tokens", str(max_tokens), "--repeats", str(repeats),
+           "--max-num-tokens", str(context)]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -77,8 +90,9 @@ def measure(path: str | os.PathLike, prompts: Sequence[str], *, max_tokens: int 
     with tempfile.TemporaryDirectory(prefix="mtpsurgeon-measure-") as d:
         pf = Path(d) / "prompts.txt"
         pf.write_text("\n".join(p.replace("\n", " ") for p in prompts) + "\n", encoding="utf-8")
-        on = _probe(path, "on", pf, max_tokens, repeats, timeout)
-        off = _probe(path, "off", pf, max_tokens, repeats, timeout)
+        context = _context_length(path)
+        on = _probe(path, "on", pf, max_tokens, repeats, context, timeout)
+        off = _probe(path, "off", pf, max_tokens, repeats, context, timeout)
     rates = on["success_rates"]
     return Measurement(
         tok_s_on=on["tokens"] / on["seconds"] if on["seconds"] else 0.0,
