@@ -25,6 +25,7 @@ RANKS = {
     "api": 50,
     "extract": 40,
     "engine": 40,
+    "tuning": 40,  # builds variants (surgery) and measures them with the engine
     "surgery": 35,
     "analysis": 30,
     "formats": 20,

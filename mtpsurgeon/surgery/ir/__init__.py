@@ -25,7 +25,7 @@ from mtpsurgeon.surgery.ir.elements import (
            dtype_code,
 )
 from mtpsurgeon.surgery.ir.graph import Graph
-from mtpsurgeon.surgery.ir.model import Model, Signature, names_from_tensors
+from mtpsurgeon.surgery.ir.model import Model, ModelData, Signature, names_from_tensors
 
-__all__ = ["Buffer", "Graph", "Model", "Node", "OpCode", "Signature", "Tensor", "SIDE_EFFECT_OPS", "dtype_code",
+__all__ = ["Buffer", "Graph", "Model", "ModelData", "Node", "OpCode", "Signature", "Tensor", "SIDE_EFFECT_OPS", "dtype_code",
            "names_from_tensors"]

@@ -8,7 +8,6 @@ import numpy as np
 
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.formats.tflite.schema import fb
-from mtpsurgeon.surgery.ir.core import ModelData
 from mtpsurgeon.surgery.ir.elements import (
     _PLACEHOLDER_FOR_GREATER_OP_CODES,
     Buffer,
@@ -16,6 +15,7 @@ from mtpsurgeon.surgery.ir.elements import (
     Tensor,
 )
 from mtpsurgeon.surgery.ir.graph import Graph
+from mtpsurgeon.surgery.ir.model_data import ModelData
 
 
 class _Index:
@@ -39,6 +39,7 @@ class _Index:
 
 
 def export_model(m: ModelData) -> "fb.ModelT":
+    """The object-API model for ``m`` (indices assigned afresh; data not copied)."""
     mt = fb.ModelT()
     mt.version = m.version
     mt.description = m.description or None

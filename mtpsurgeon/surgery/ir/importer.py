@@ -1,11 +1,8 @@
 """Build the IR from a TFLite flatbuffer (object API over the source map, zero copy)."""
 from __future__ import annotations
 
-from typing import TypeVar
-
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.formats.tflite.schema import CONTROL_FLOW_SUBGRAPH_FIELDS, fb
-from mtpsurgeon.surgery.ir.core import ModelData, Signature
 from mtpsurgeon.surgery.ir.elements import (
     Buffer,
     Node,
@@ -15,12 +12,11 @@ from mtpsurgeon.surgery.ir.elements import (
     _str,
 )
 from mtpsurgeon.surgery.ir.graph import Graph
+from mtpsurgeon.surgery.ir.model_data import ModelData, Signature
 
-M = TypeVar("M", bound=ModelData)
 
-
-def import_model(mt: "fb.ModelT", view: memoryview, m: M) -> M:
-    """Fill the empty model ``m`` from ``mt``; weights stay views of ``view``."""
+def import_model(mt: "fb.ModelT", view: memoryview, m: ModelData) -> ModelData:
+    """Fill the empty model ``m`` from ``mt``; constant data stay views into ``view``."""
     m.version = mt.version
     m.description = _str(mt.description) or ""
     for oc in mt.operatorCodes or []:
