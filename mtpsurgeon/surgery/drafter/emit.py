@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mtpsurgeon.analysis.roles.model import Role
 from mtpsurgeon.formats.tflite.records import TensorRecord
 from mtpsurgeon.formats.tflite.schema import fb
 from mtpsurgeon.surgery.drafter.quantize import quantize_weight, scheme_for
@@ -59,31 +60,40 @@ def _quantization(q: Any) -> Any:
     return p
 
 
+def param_name(role: str) -> str:
+    """The transformers parameter name of a role label ('layers.2.q_proj' → 'model.layers.2.self_attn.q_proj.weight')."""
+    if role.startswith("layers."):
+        _, layer, kind = role.split(".", 2)
+        return Role(kind, int(layer), "spec").hf_name or role
+    return Role(role, None, "spec").hf_name or role
+
+
 def _weight(L: Layers, role: str, w: np.ndarray, mode: str) -> Tensor:
-    """A matrix constant, float32 or quantized per ``--quant``."""
+    """A matrix constant named by its parameter, float32 or quantized per ``--quant``."""
     kind = role.rsplit(".", 1)[-1]
     scheme = scheme_for(kind, mode)
+    name = param_name(role)
     if scheme is None:
-        return L.const(role, w.astype(np.float32))
+        return L.const(name, w.astype(np.float32), exact=True)
     qw = quantize_weight(w, scheme)
     p = fb.QuantizationParametersT()
     if qw.block_size:
-        scales = L.const(f"{role}_scales", qw.scales)
+        scales = L.const(f"{name}_scales", qw.scales, exact=True)
         p.detailsType = fb.QuantizationDetails.BlockwiseQuantization
         p.details = fb.BlockwiseQuantizationT()
         p.details.blockSize = qw.block_size
-        t = L.graph.add_constant(L.name(role), qw.data, qw.dtype, shape=w.shape, quantization=p)
+        t = L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
         t.block_scales = scales
         return t
     p.scale = [float(s) for s in qw.scales]
     p.zeroPoint = [0] * len(qw.scales)
     p.quantizedDimension = 0
-    return L.graph.add_constant(L.name(role), qw.data, qw.dtype, shape=w.shape, quantization=p)
+    return L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
 
 
 def _norm(L: Layers, spec: DrafterSpec, role: str) -> Tensor:
     w = spec.weights[role]
-    return L.const(role, w.reshape(1, 1, -1).astype(np.float32))
+    return L.const(param_name(role), w.reshape(1, 1, -1).astype(np.float32), exact=True)
 
 
 def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32") -> Model:
@@ -118,8 +128,7 @@ def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32")
         x = L.rms_norm(h, _norm(L, spec, f"layers.{i}.input_layernorm"), spec.eps, "input_layernorm")
         q = L.fully_connected(x, _weight(L, f"layers.{i}.q_proj", spec.weights[f"layers.{i}.q_proj"], quant), "q_proj")
         q = L.reshape(q, [1, b.heads, b.head_dim], "q_heads")
-        qn = L.const(f"layers.{i}.q_norm", spec.weights[f"layers.{i}.q_norm"].reshape(1, 1, -1).astype(np.float32))
-        q = L.rms_norm(q, qn, spec.eps, "q_norm")
+        q = L.rms_norm(q, _norm(L, spec, f"layers.{i}.q_norm"), spec.eps, "q_norm")
         if b.rope is not None:
             q = L.rope(q, pos, b.rope.inv_freq(b.head_dim))
         ctx = L.attention(q, k, v, mask, heads=b.heads, head_dim=b.head_dim, allowed=allowed)

@@ -44,8 +44,9 @@ class Layers:
         self._consts: dict[tuple, Tensor] = {}
 
     # -- names and tensors ----------------------------------------------------------
-    def name(self, what: str) -> str:
-        base = "/".join([*self.scope, what])
+    def name(self, what: str, exact: bool = False) -> str:
+        """``scope/what`` made unique (``exact``: ``what`` itself, e.g. a parameter name)."""
+        base = what if exact else "/".join([*self.scope, what])
         name, k = base, 1
         while name in self._names:
             name, k = f"{base};{k}", k + 1
@@ -69,13 +70,13 @@ class Layers:
     def tensor(self, what: str, shape: Sequence[int], dtype: str | int = _FLOAT32) -> Tensor:
         return self.graph.add_tensor(self.name(what), shape, dtype)
 
-    def const(self, what: str, values: np.ndarray, dtype: str | int | None = None) -> Tensor:
-        """A constant; equal small constants (shapes, scalars) are shared."""
+    def const(self, what: str, values: np.ndarray, dtype: str | int | None = None, *, exact: bool = False) -> Tensor:
+        """A constant; equal small unnamed constants (shapes, scalars) are shared. ``exact``: keep ``what`` as its name."""
         values = np.ascontiguousarray(values)
-        key = (str(values.dtype), values.shape, values.tobytes()) if values.nbytes <= 4096 else None
+        key = (str(values.dtype), values.shape, values.tobytes()) if values.nbytes <= 4096 and not exact else None
         if key is not None and key in self._consts:
             return self._consts[key]
-        t = self.graph.add_constant(self.name(what), values, dtype)
+        t = self.graph.add_constant(self.name(what, exact), values, dtype)
         if key is not None:
             self._consts[key] = t
         return t
