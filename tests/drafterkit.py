@@ -71,11 +71,14 @@ def write_checkpoint(folder: Path, cfg: dict, weights: dict[str, np.ndarray], dt
     return folder
 
 
-def synthetic_base(path: Path, H: int, V: int, C: int, kv: dict[int, tuple[int, int, str]], G: int = 3) -> Path:
+def synthetic_base(path: Path, H: int, V: int, C: int, kv: dict[int, tuple[int, int, str]], G: int = 3,
+                   small_head: bool = False) -> Path:
     """A base with 'decode' and 'verify' signatures and KV inputs kv_cache_{k,v}_L.
 
     ``kv`` maps layer → (kv heads, head_dim, 'FLOAT32' | 'INT8'); INT8 caches are
-    per-tensor with scale 0.05. The body is a plain LM head (only its interface matters).
+    per-tensor with scale 0.05. The body is a plain LM head (only its interface
+    matters); ``small_head`` makes it a [V, 1] head on mean(embeddings) so an
+    E4B-sized vocab stays small.
     """
     from mtpsurgeon.formats.tflite.schema import fb
     from mtpsurgeon.formats.tflite.writer import write_tflite
@@ -83,7 +86,7 @@ def synthetic_base(path: Path, H: int, V: int, C: int, kv: dict[int, tuple[int, 
     from mtpsurgeon.surgery.ir.layers import Layers
 
     model = Model()
-    head = np.random.default_rng(1).standard_normal((V, H)).astype(np.float32)
+    head = np.random.default_rng(1).standard_normal((V, 1 if small_head else H)).astype(np.float32)
     for key, T in (("decode", 1), ("verify", G + 1)):
         g = model.add_graph(key)
         L = Layers(model, g)
@@ -97,11 +100,23 @@ def synthetic_base(path: Path, H: int, V: int, C: int, kv: dict[int, tuple[int, 
                 q.scale, q.zeroPoint, q.quantizedDimension = [0.05], [0], 0
             L.input(f"kv_cache_k_{layer}", [1, heads, C, hd], dt, q)
             L.input(f"kv_cache_v_{layer}", [1, heads, hd, C], dt, q)
-        logits = L.fully_connected(emb, L.const("lm_head", head))
+        x = emb
+        if small_head:
+            x = L.tensor("mean", [1, T, 1])
+            L.op("MEAN", [emb, L.const("axis", np.array([2], np.int32))], x, _reducer())
+        logits = L.fully_connected(x, L.const("lm_head", head))
         act = L.mul(emb, L.scalar(1.0, "one"), "activations")
         model.add_signature(key, g, {t.name: t for t in g.inputs}, {"logits": logits, "activations": act})
     write_tflite(model, path)
     return path
+
+
+def _reducer():
+    from mtpsurgeon.formats.tflite.schema import fb
+
+    o = fb.ReducerOptionsT()
+    o.keepDims = True
+    return o
 
 
 # ----------------------------------------------------------------------------- numpy reference

@@ -106,12 +106,14 @@ def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
         raise MalformedFileError(where, f"layer_types lists {len(types)} layers, num_hidden_layers is {n}")
     rope_cfg = text.get("rope_parameters") or {}
     window = text.get("sliding_window")
+    per_layer = text.get("per_layer_config") or {}  # transformers >= 5.2x writes per-layer overrides here
     out = []
     for i, kind in enumerate(types):
         if kind not in ("sliding_attention", "full_attention"):
             raise MalformedFileError(where, f"layer_types[{i}] is '{kind}' (expected sliding_attention / full_attention)")
         full = kind == "full_attention"
-        hd = int(text.get("global_head_dim") or text["head_dim"]) if full else int(text["head_dim"])
+        own = per_layer.get(str(i)) or per_layer.get(i) or {}
+        hd = int(own.get("head_dim") or (text.get("global_head_dim") if full else None) or text["head_dim"])
         rope = None
         if rope_on:
             r = rope_cfg.get(kind) or {}
@@ -119,7 +121,7 @@ def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
                             partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)),
                             kind="proportional" if r.get("rope_type") == "proportional" else "default",
                             factor=float(r.get("factor", 1.0)))
-        out.append(BlockSpec(i, kind, int(text["num_attention_heads"]), hd, rope,
+        out.append(BlockSpec(i, kind, int(own.get("num_attention_heads") or text["num_attention_heads"]), hd, rope,
                              None if full or window is None else int(window)))
     return out
 

@@ -1,0 +1,118 @@
+"""build-drafter + graft at Gemma 4 E4B size, as ratios to `cp` of the container.
+
+    python bench/bench_build_drafter.py [--gb 3] [--quant int4c] [--keep DIR]
+
+Generates (in a temporary directory):
+
+* an E4B-sized ``gemma4_assistant`` checkpoint: D 256, H 2560, vocab 262144,
+  intermediate 2048, 4 blocks (4 heads; head_dim 256 sliding, 512 full), random
+  BF16 weights (~78M parameters, ~156 MB);
+* a base model with E4B's KV interface (``kv_cache_{k,v}_22`` INT8 [1,2,C,256],
+  ``_23`` INT8 [1,2,C,512], C 4096, verify of 4) and a ``.litertlm`` holding it
+  plus a filler section of ``--gb`` GB (written by the official litert-lm-builder).
+
+Then, each in a fresh process so its peak RSS is its own: ``cp`` of the container
+(twice; the second, warm-cache run is the yardstick) and ``mtpsurgeon build-drafter
+CKPT --base CONTAINER -o OUT.litertlm --quant Q`` (read, emit, quantize, link
+checks, interpreter verify, graft). Prints seconds and peak RSS of each and the
+ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+
+E4B = dict(D=256, H=2560, V=262144, I=2048, heads=4, kv_heads=2, hd=256, ghd=512, layers=4)
+C = 4096
+
+
+def make_inputs(work: Path, gb: float) -> tuple[Path, Path, int]:
+    import drafterkit as K
+    from litert_lm_builder import litertlm_builder as B
+
+    cfg = K.assistant_config(D=E4B["D"], H=E4B["H"], V=E4B["V"], I=E4B["I"], heads=E4B["heads"],
+                             kv_heads=E4B["kv_heads"], hd=E4B["hd"], ghd=E4B["ghd"], layers=E4B["layers"])
+    w = K.assistant_weights(cfg, scalars=True)
+    params = sum(v.size for v in w.values())
+    ck = K.write_checkpoint(work / "assistant", cfg, w, "BF16")
+    del w
+    base = K.synthetic_base(work / "base.tflite", H=E4B["H"], V=E4B["V"], C=C,
+                            kv={22: (2, 256, "INT8"), 23: (2, 512, "INT8")}, small_head=True)
+    filler = work / "filler.bin"
+    chunk = np.random.default_rng(0).integers(0, 256, 1 << 24, dtype=np.uint8).tobytes()
+    with open(filler, "wb") as f:
+        for _ in range(int(gb * 1024 ** 3) // len(chunk)):
+            f.write(chunk)
+    b = B.LitertLmFileBuilder()
+    b.add_system_metadata(B.Metadata(key="Authors", value="bench", dtype=B.DType.STRING))
+    b.add_tflite_model(str(base), B.TfLiteModelType.PREFILL_DECODE)
+    b.add_generic_binary_data(str(filler))
+    container = work / "base.litertlm"
+    with open(container, "wb") as f:
+        b.build(f)
+    filler.unlink()
+    return ck, container, params
+
+
+def timed(cmd: list[str]) -> dict:
+    """Run ``cmd`` in a child; seconds and the child's peak RSS (MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    if p.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.strip()}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": secs, "peak_rss_mb": max(rss, before) / 1024, "rss_is_max_of_children": rss == before}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gb", type=float, default=3.0, help="filler section size (GB)")
+    ap.add_argument("--quant", default="int4c", choices=["f32", "int8", "int4c", "int4b32"])
+    ap.add_argument("--keep", type=Path, help="work in DIR and keep the files")
+    a = ap.parse_args()
+    tmp = None if a.keep else tempfile.TemporaryDirectory(prefix="bench-build-drafter-")
+    work = a.keep or Path(tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ck, container, params = make_inputs(work, a.gb)
+    size = container.stat().st_size
+    print(f"inputs: {params / 1e6:.1f}M-parameter assistant (BF16), container {size / 1e9:.2f} GB "
+          f"(generated in {time.perf_counter() - t0:.0f} s)")
+    # each measurement in its own child process: RUSAGE_CHILDREN is a max over children,
+    # so cp runs first (small RSS) and build-drafter last
+    timed(["cp", str(container), str(work / "warm.litertlm")])
+    cp = timed(["cp", str(container), str(work / "copy.litertlm")])
+    (work / "warm.litertlm").unlink()
+    (work / "copy.litertlm").unlink()
+    out = work / "out.litertlm"
+    build = timed([sys.executable, "-m", "mtpsurgeon", "build-drafter", str(ck), "--base", str(container),
+                   "-o", str(out), "--quant", a.quant, "--json"])
+    grow = out.stat().st_size - size
+    res = {"params": params, "container_bytes": size, "quant": a.quant, "cp": cp, "build_drafter": build,
+           "drafter_section_bytes": grow,
+           "time_ratio_to_cp": build["seconds"] / cp["seconds"],
+           "rss_ratio_to_cp": build["peak_rss_mb"] / max(cp["peak_rss_mb"], 1e-9)}
+    print(f"cp:            {cp['seconds']:7.2f} s   peak RSS {cp['peak_rss_mb']:8.1f} MB")
+    print(f"build-drafter: {build['seconds']:7.2f} s   peak RSS {build['peak_rss_mb']:8.1f} MB  "
+          f"(+{grow / 1e6:.1f} MB drafter section, --quant {a.quant})")
+    print(f"ratios to cp:  time x{res['time_ratio_to_cp']:.2f}   peak RSS x{res['rss_ratio_to_cp']:.1f}")
+    print(json.dumps(res))
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
