@@ -172,3 +172,24 @@ def test_refusal_is_a_library_exception_with_the_checks(tmp_path, good):
     with pytest.raises(BuildRefused) as exc:
         build_drafter(K.write_checkpoint(tmp_path / "ck", cfg, w), base)
     assert {c.name for c in exc.value.checks} >= {"checkpoint vocab = base vocab", "vocab matches base logits"}
+
+
+@pytest.mark.parametrize("case", ["no-such-dir", "bad-json", "not-assistant", "bad-safetensors", "bad-suffix"])
+def test_bad_inputs_fail_with_one_line(tmp_path, good, case):
+    cfg, w, base = good
+    ck = K.write_checkpoint(tmp_path / "ck", cfg, w)
+    out = tmp_path / "out.tflite"
+    if case == "no-such-dir":
+        ck = tmp_path / "missing"
+    elif case == "bad-json":
+        (ck / "config.json").write_text("{not json")
+    elif case == "not-assistant":
+        (ck / "config.json").write_text('{"model_type": "llama"}')
+    elif case == "bad-safetensors":
+        (ck / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage")
+    else:
+        out = tmp_path / "out.bin"
+    p = _cli("build-drafter", ck, "--base", base, "-o", out)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert not out.exists()

@@ -115,6 +115,8 @@ def write_built(built: BuiltDrafter, out: str | os.PathLike, *, force: bool = Fa
                 replace: bool = False, inputs: list[str | os.PathLike | None] | None = None) -> BuildResult:
     """Write the drafter alone (``.tflite``) or grafted into the base container (``.litertlm``)."""
     out = Path(out)
+    if out.suffix not in (".tflite", ".litertlm"):
+        raise UsageError(f"{out}: the output must end in .litertlm (grafted) or .tflite (the drafter alone)")
     outs = OutputSet(force=force, inputs=[built.base_path, *(inputs or [])])
     outs.check(out)
     result = BuildResult(out)
