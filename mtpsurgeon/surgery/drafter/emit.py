@@ -85,8 +85,9 @@ def _weight(L: Layers, role: str, w: np.ndarray, mode: str) -> Tensor:
         t = L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
         t.block_scales = scales
         return t
-    p.scale = [float(s) for s in qw.scales]
-    p.zeroPoint = [0] * len(qw.scales)
+    # numpy vectors: the flatbuffer object API packs them in one copy, not element by element
+    p.scale = np.ascontiguousarray(qw.scales, dtype=np.float32)
+    p.zeroPoint = np.zeros(len(qw.scales), dtype=np.int64)
     p.quantizedDimension = 0
     return L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
 

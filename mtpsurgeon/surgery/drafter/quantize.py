@@ -63,7 +63,9 @@ def _per_channel(w: np.ndarray, bits: int) -> QuantizedWeight:
     bound = np.maximum(np.maximum(np.abs(w.min(axis=1, keepdims=True)), np.abs(w.max(axis=1, keepdims=True))),
                        _MIN_BOUND)
     scale = (bound / qmax).astype(np.float32)
-    q = np.clip(np.rint(np.divide(w, scale)), qmin, qmax).astype(np.int8)
+    q = np.divide(w, scale)
+    np.rint(q, out=q)
+    q = np.clip(q, qmin, qmax, out=q).astype(np.int8)
     data = q if bits == 8 else pack_int4(q)
     return QuantizedWeight(data, "INT8" if bits == 8 else "INT4", scale.reshape(-1))
 
