@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -65,16 +64,36 @@ def make_inputs(work: Path, gb: float) -> tuple[Path, Path, int]:
     return ck, container, params
 
 
+def _status(pid: int) -> dict[str, int]:
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key in ("VmHWM", "RssAnon", "RssFile"):
+                out[key] = int(val.split()[0])  # kB
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def timed(cmd: list[str]) -> dict:
-    """Run ``cmd`` in a child; seconds and the child's peak RSS (MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``cmd``; seconds, peak RSS (VmHWM) and sampled peaks of anonymous / file-backed RSS (MB).
+
+    File-backed RSS is pages of mapped files (the container, read through mmap):
+    page cache the kernel can drop, not memory the process allocated.
+    """
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
+    while p.poll() is None:
+        for k, v in _status(p.pid).items():
+            peak[k] = max(peak[k], v)
+        time.sleep(0.02)
     secs = time.perf_counter() - t0
     if p.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.strip()}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": secs, "peak_rss_mb": max(rss, before) / 1024, "rss_is_max_of_children": rss == before}
+        raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.read().strip()}")
+    return {"seconds": secs, "peak_rss_mb": peak["VmHWM"] / 1024, "peak_anon_mb": peak["RssAnon"] / 1024,
+            "peak_file_mb": peak["RssFile"] / 1024}
 
 
 def main() -> None:
@@ -91,7 +110,7 @@ def main() -> None:
     work = a.keep or Path(tmp.name)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    # generate in a child, so this process stays small: a forked child's peak RSS counts its parent's pages
+    # generate in a child, so this process (the parent of every measured command) stays small
     gen = subprocess.run([sys.executable, __file__, "--make-inputs", str(work), "--gb", str(a.gb)],
                          capture_output=True, text=True)
     if gen.returncode:
@@ -100,8 +119,6 @@ def main() -> None:
     size = container.stat().st_size
     print(f"inputs: {params / 1e6:.1f}M-parameter assistant (BF16), container {size / 1e9:.2f} GB "
           f"(generated in {time.perf_counter() - t0:.0f} s)")
-    # each measurement in its own child process: RUSAGE_CHILDREN is a max over children,
-    # so cp runs first (small RSS) and build-drafter last
     timed(["cp", str(container), str(work / "warm.litertlm")])
     cp = timed(["cp", str(container), str(work / "copy.litertlm")])
     (work / "warm.litertlm").unlink()
@@ -114,9 +131,10 @@ def main() -> None:
            "drafter_section_bytes": grow,
            "time_ratio_to_cp": build["seconds"] / cp["seconds"],
            "rss_ratio_to_cp": build["peak_rss_mb"] / max(cp["peak_rss_mb"], 1e-9)}
-    print(f"cp:            {cp['seconds']:7.2f} s   peak RSS {cp['peak_rss_mb']:8.1f} MB")
-    print(f"build-drafter: {build['seconds']:7.2f} s   peak RSS {build['peak_rss_mb']:8.1f} MB  "
-          f"(+{grow / 1e6:.1f} MB drafter section, --quant {a.quant})")
+    for label, r in (("cp", cp), ("build-drafter", build)):
+        print(f"{label + ':':15s}{r['seconds']:7.2f} s   peak RSS {r['peak_rss_mb']:8.1f} MB "
+              f"(sampled: anonymous {r['peak_anon_mb']:.0f} MB, mapped file {r['peak_file_mb']:.0f} MB)")
+    print(f"drafter section +{grow / 1e6:.1f} MB (--quant {a.quant})")
     print(f"ratios to cp:  time x{res['time_ratio_to_cp']:.2f}   peak RSS x{res['rss_ratio_to_cp']:.1f}")
     print(json.dumps(res))
     if tmp is not None:
