@@ -193,3 +193,18 @@ def test_bad_inputs_fail_with_one_line(tmp_path, good, case):
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert not out.exists()
+
+
+def test_refusal_json_lists_failing_checks(tmp_path, good):
+    import json
+
+    cfg, w, base = good
+    cfg["text_config"]["vocab_size"] = 90
+    w["model.embed_tokens.weight"] = w["model.embed_tokens.weight"][:90]
+    ck = K.write_checkpoint(tmp_path / "ck", cfg, w)
+    p = _cli("build-drafter", ck, "--base", base, "-o", tmp_path / "o.tflite", "--json")
+    assert p.returncode == 1
+    doc = json.loads(p.stdout)
+    assert doc["refused"] is True
+    assert {c["check"] for c in doc["failing_checks"]} == {"checkpoint vocab = base vocab", "vocab matches base logits"}
+    assert all(c["passed"] is False for c in doc["failing_checks"])

@@ -6,7 +6,7 @@ import click
 from mtpsurgeon.cli.render.console import print_json, stdout_console
 from mtpsurgeon.cli.render.escape import text
 from mtpsurgeon.errors import UsageError
-from mtpsurgeon.surgery.drafter import build_drafter, write_built
+from mtpsurgeon.surgery.drafter import BuildRefused, build_drafter, write_built
 from mtpsurgeon.surgery.drafter.quantize import MODES
 
 _KINDS = {"sliding": "sliding_attention", "full": "full_attention"}
@@ -42,8 +42,14 @@ def _kv_layers(value: str | None) -> dict[str, int] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace, verify, force, as_json):
     """Build a LiteRT-LM drafter from a Hugging Face gemma4_assistant CHECKPOINT and graft it into --base."""
-    built = build_drafter(checkpoint, base, config=config, quant=quant, kv_layers=_kv_layers(kv_layers),
-                          rope=not no_rope)
+    try:
+        built = build_drafter(checkpoint, base, config=config, quant=quant, kv_layers=_kv_layers(kv_layers),
+                              rope=not no_rope)
+    except BuildRefused as exc:
+        if as_json:  # the failing checks, machine-readable, then the usual one-line error
+            print_json({"checkpoint": checkpoint, "base": base, "output": output, "refused": True,
+                        "failing_checks": [c.to_json() for c in exc.checks]})
+        raise
     result = write_built(built, output, force=force, verify=verify, replace=replace, inputs=[checkpoint, config])
     if as_json:
         print_json({"checkpoint": checkpoint, "base": base, "output": str(result.output), "quant": quant,
