@@ -1,9 +1,11 @@
 """`mtpsurgeon build-drafter CHECKPOINT --base MODEL.litertlm -o OUT`: a drafter from a HF assistant checkpoint."""
 from __future__ import annotations
 
+import contextlib
+
 import click
 
-from mtpsurgeon.cli.render.console import print_json, stdout_console
+from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
 from mtpsurgeon.cli.render.escape import text
 from mtpsurgeon.errors import UsageError
 from mtpsurgeon.surgery.drafter import BuildRefused, build_drafter, write_built
@@ -42,15 +44,20 @@ def _kv_layers(value: str | None) -> dict[str, int] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace, verify, force, as_json):
     """Build a LiteRT-LM drafter from a Hugging Face gemma4_assistant CHECKPOINT and graft it into --base."""
+    err = stderr_console()
+    busy = err.status("building the drafter") if err.is_terminal and not as_json else contextlib.nullcontext()
     try:
-        built = build_drafter(checkpoint, base, config=config, quant=quant, kv_layers=_kv_layers(kv_layers),
-                              rope=not no_rope)
+        with busy:
+            built = build_drafter(checkpoint, base, config=config, quant=quant, kv_layers=_kv_layers(kv_layers),
+                                  rope=not no_rope)
     except BuildRefused as exc:
         if as_json:  # the failing checks, machine-readable, then the usual one-line error
             print_json({"checkpoint": checkpoint, "base": base, "output": output, "refused": True,
                         "failing_checks": [c.to_json() for c in exc.checks]})
         raise
-    result = write_built(built, output, force=force, verify=verify, replace=replace, inputs=[checkpoint, config])
+    busy = err.status(f"writing {output}") if err.is_terminal and not as_json else contextlib.nullcontext()
+    with busy:
+        result = write_built(built, output, force=force, verify=verify, replace=replace, inputs=[checkpoint, config])
     if as_json:
         print_json({"checkpoint": checkpoint, "base": base, "output": str(result.output), "quant": quant,
                     "parameters": built.spec.parameters, "drafter_bytes": len(built.data), "section": result.section,
