@@ -208,3 +208,29 @@ def test_refusal_json_lists_failing_checks(tmp_path, good):
     assert doc["refused"] is True
     assert {c["check"] for c in doc["failing_checks"]} == {"checkpoint vocab = base vocab", "vocab matches base logits"}
     assert all(c["passed"] is False for c in doc["failing_checks"])
+
+
+def test_role_recogniser_finds_every_weight_of_a_built_drafter_by_dataflow(tmp_path, good):
+    """inspect/extract's structural recogniser reads the emitted graph back: each weight's role,
+    found from the dataflow alone, is the one whose transformers name the emitter gave it."""
+    from mtpsurgeon.analysis.roles.from_dataflow import recognise
+    from mtpsurgeon.analysis.signatures import signature_io
+    from mtpsurgeon.formats.open import open_file
+
+    cfg, w, base = good
+    out = tmp_path / "d.tflite"
+    out.write_bytes(build_drafter(K.write_checkpoint(tmp_path / "ck", cfg, w), base, quant="int4c").data)
+    m = open_file(out)
+    rm = recognise(m, signature_io(m, m.signatures[0]))
+    named = {r.hf_name: m.tensor(rm.subgraph, t).name for t, r in rm.roles.items() if r.source == "dataflow"}
+    expected = {k for k in w if not k.endswith("layer_scalar")}
+    assert expected <= set(named), sorted(expected - set(named))
+    for hf, tensor in named.items():
+        if hf.endswith("layer_scalar"):
+            continue  # scalars are shared constants named by the emitter's scope
+        assert tensor == hf, (hf, tensor)
+    # a layer_scalar != 1 is multiplied in and recognised; 1.0 (block 2 in drafterkit) emits no operator
+    scaled = {k for k in w if k.endswith("layer_scalar") and float(w[k][0]) != 1.0}
+    assert scaled == {f"model.layers.{i}.layer_scalar" for i in (0, 1, 3)}
+    assert {k for k in named if k.endswith("layer_scalar")} == scaled
+    assert [b.heads for b in rm.blocks] == [4, 4, 4, 4] and [b.kv_heads for b in rm.blocks] == [2, 2, 2, 2]
