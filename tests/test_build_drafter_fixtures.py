@@ -238,3 +238,23 @@ def test_grafted_build_decodes_like_the_ground_truth(ground_truth_ckpt, tmp_path
         assert len(wb) >= 16 and wa[: len(wb)] == wb and len(wa) - len(wb) <= 3, (a, b)
     assert len(on["success_rates"]) == 1 and len(truth["success_rates"]) == 1
     assert abs(on["success_rates"][0] - truth["success_rates"][0]) <= 0.02, (on["success_rates"], truth["success_rates"])
+
+
+def test_a_base_that_has_a_drafter_needs_replace(float_ckpt, tmp_path):
+    gt = FIXTURES / "gemma4-mini.litertlm"
+    out = tmp_path / "replaced.litertlm"
+    p = subprocess.run([sys.executable, "-m", "mtpsurgeon", "build-drafter", float_ckpt, "--base", gt, "-o", out,
+                        "--no-rope"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "already has a drafter (section 5)" in p.stderr and not out.exists()
+    cli("build-drafter", float_ckpt, "--base", gt, "-o", out, "--no-rope", "--replace", "--quant", "int4c")
+    secs, orig = peek(out), peek(gt)
+    assert len(secs) == len(orig) and [s[:2] for s in secs[:5]] == [s[:2] for s in orig[:5]]
+    assert secs[5][0] == "tf_lite_mtp_drafter" and secs[5][1] != orig[5][1]
+    # a .tflite base cannot be grafted into: the drafter alone is written instead
+    p = subprocess.run([sys.executable, "-m", "mtpsurgeon", "build-drafter", float_ckpt, "--base",
+                        FIXTURES / "base_prefill_decode.tflite", "-o", tmp_path / "x.litertlm", "--no-rope"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "needs a .litertlm --base" in p.stderr and not (tmp_path / "x.litertlm").exists()
+    cli("build-drafter", float_ckpt, "--base", FIXTURES / "base_prefill_decode.tflite", "-o", tmp_path / "x.tflite",
+        "--no-rope")
+    assert runner(tmp_path / "x.tflite") is not None
