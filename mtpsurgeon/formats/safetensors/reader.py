@@ -36,9 +36,7 @@ class SafetensorsSet:
                         self.where[name] = p
                         self.dtypes[name] = s.get_dtype()
                         self.shapes[name] = tuple(int(d) for d in s.get_shape())
-            except (OSError, ValueError, RuntimeError, Exception) as exc:  # safetensors raises its own error type
-                if isinstance(exc, MalformedFileError):
-                    raise
+            except Exception as exc:  # safetensors raises its own SafetensorError as well as OSError / ValueError
                 raise MalformedFileError(p, f"not a readable safetensors file ({type(exc).__name__}: {exc})") from None
 
     def __contains__(self, name: str) -> bool:

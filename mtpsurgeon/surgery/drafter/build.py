@@ -75,7 +75,8 @@ def _model_from_bytes(data: bytes, tmpdir: str) -> TFLiteModel:
     p = Path(tmpdir) / "drafter.tflite"
     p.write_bytes(data)
     m = open_file(p)
-    assert isinstance(m, TFLiteModel)
+    if not isinstance(m, TFLiteModel):
+        raise SurgeryError("internal: the emitted drafter is not a .tflite model")
     return m
 
 
