@@ -96,7 +96,11 @@ def build_drafter(checkpoint: str | os.PathLike, base: str | os.PathLike, *, con
     if iface is None:
         raise BuildRefused(checkpoint, checks)
     ir = emit_drafter(spec, iface, quant)
+    # the graph now holds what it needs: release the float32 weights before the flatbuffer is packed
+    spec.parameter_count = spec.parameters
+    spec.weights.clear()
     data = tflite_bytes(ir)
+    del ir
     with tempfile.TemporaryDirectory(prefix="mtpsurgeon-build-") as tmp:
         built = _model_from_bytes(data, tmp)
         matches = [m for m in find_drafters(built, set()) if m.io.signature_key == SIGNATURE]

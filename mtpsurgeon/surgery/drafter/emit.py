@@ -74,7 +74,7 @@ def _weight(L: Layers, role: str, w: np.ndarray, mode: str) -> Tensor:
     scheme = scheme_for(kind, mode)
     name = param_name(role)
     if scheme is None:
-        return L.const(name, w.astype(np.float32), exact=True)
+        return L.const(name, np.asarray(w, dtype=np.float32), exact=True)
     qw = quantize_weight(w, scheme)
     p = fb.QuantizationParametersT()
     if qw.block_size:
@@ -94,7 +94,7 @@ def _weight(L: Layers, role: str, w: np.ndarray, mode: str) -> Tensor:
 
 def _norm(L: Layers, spec: DrafterSpec, role: str) -> Tensor:
     w = spec.weights[role]
-    return L.const(param_name(role), w.reshape(1, 1, -1).astype(np.float32), exact=True)
+    return L.const(param_name(role), np.asarray(w, dtype=np.float32).reshape(1, 1, -1), exact=True)
 
 
 def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32") -> Model:
@@ -147,7 +147,7 @@ def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32")
     hn = L.rms_norm(h, _norm(L, spec, "final_norm"), spec.eps, "final_norm")
     head = spec.weights["lm_head"]
     if spec.softcap:  # fold 1/cap into the head, as litert-torch does: cap · tanh(hn · (E/cap)ᵀ)
-        head = (head / np.float32(spec.softcap)).astype(np.float32)
+        head = np.divide(head, np.float32(spec.softcap), dtype=np.float32)
     logits = L.fully_connected(hn, _weight(L, "lm_head", head, quant), "lm_head")
     if spec.softcap:
         logits = L.softcap(logits, float(spec.softcap), folded=True)

@@ -57,15 +57,22 @@ def quantize_weight(w: np.ndarray, scheme: str) -> QuantizedWeight:
     raise UsageError(f"unknown quantization '{scheme}' (choose from {', '.join(MODES)})")
 
 
+#: Rows quantized at once: rows are independent, so chunking changes no value, only peak memory.
+_CHUNK_ELEMENTS = 1 << 22
+
+
 def _per_channel(w: np.ndarray, bits: int) -> QuantizedWeight:
     qmax = 2 ** (bits - 1) - 1
     qmin = -qmax if bits >= 8 else -(2 ** (bits - 1))  # narrow range only for >= 8 bits
     bound = np.maximum(np.maximum(np.abs(w.min(axis=1, keepdims=True)), np.abs(w.max(axis=1, keepdims=True))),
                        _MIN_BOUND)
     scale = (bound / qmax).astype(np.float32)
-    q = np.divide(w, scale)
-    np.rint(q, out=q)
-    q = np.clip(q, qmin, qmax, out=q).astype(np.int8)
+    q = np.empty(w.shape, np.int8)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, w.shape[1]))
+    for r in range(0, w.shape[0], rows):
+        x = np.divide(w[r:r + rows], scale[r:r + rows])
+        np.rint(x, out=x)
+        q[r:r + rows] = np.clip(x, qmin, qmax, out=x)
     data = q if bits == 8 else pack_int4(q)
     return QuantizedWeight(data, "INT8" if bits == 8 else "INT4", scale.reshape(-1))
 

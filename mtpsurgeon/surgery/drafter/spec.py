@@ -78,13 +78,14 @@ class DrafterSpec:
     weights: dict[str, np.ndarray] = field(default_factory=dict)  #: role label → float32 array
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    parameter_count: int = 0  #: kept when ``weights`` are released after emission
 
     def weight(self, kind: str, layer: int | None = None) -> np.ndarray:
         return self.weights[kind if layer is None else f"layers.{layer}.{kind}"]
 
     @property
     def parameters(self) -> int:
-        return int(sum(w.size for w in self.weights.values()))
+        return int(sum(w.size for w in self.weights.values())) or self.parameter_count
 
 
 def read_config(path: str | os.PathLike) -> dict:
