@@ -302,8 +302,29 @@ class RestoreResult(JsonRecord):
     removed_stale: list[str] | None = None  #: temporary files of earlier killed runs, removed
 
 
+# --- build-drafter ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildResult(JsonRecord):
+    """What ``mtpsurgeon build-drafter --json`` prints."""
+
+    _nested = {"verify": VerifyRun}
+    checkpoint: str
+    base: str
+    output: str
+    quant: str
+    blocks: int
+    parameters: int
+    drafter_bytes: int
+    section: int | None
+    checks: list[dict[str, Any]]
+    notes: list[str]
+    verify: list[VerifyRun]
+
+
 __all__ = [
-    "BaseInfo", "BenchResult", "ContainerInfo", "DumpInfo", "ExtractResult", "ExtractedModel", "FindingInfo",
+    "BaseInfo", "BenchResult", "BuildResult", "ContainerInfo", "DumpInfo", "ExtractResult", "ExtractedModel", "FindingInfo",
     "LinkCheckInfo", "ModelInfo", "MtpInfo", "Orphans", "Report", "RestoreResult", "SectionInfo", "SignatureInfo",
     "SkippedTensor", "SubgraphInfo", "TensorIO", "TensorInfo", "VerifyRun",
 ]

@@ -90,13 +90,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     """Each verb lives in its own module (imported here, not at package import)."""
-    from mtpsurgeon.cli import bench_cmd, extract_cmd, inspect_cmd, restore_cmd, tune_cmd
+    from mtpsurgeon.cli import bench_cmd, build_drafter_cmd, extract_cmd, inspect_cmd, restore_cmd, tune_cmd
 
     cli.add_command(inspect_cmd.inspect)
     cli.add_command(extract_cmd.command)
     cli.add_command(restore_cmd.command)
     cli.add_command(bench_cmd.command)
     cli.add_command(tune_cmd.command)
+    cli.add_command(build_drafter_cmd.command)
 
 
 _register()

@@ -1,0 +1,71 @@
+"""`mtpsurgeon build-drafter CHECKPOINT --base MODEL.litertlm -o OUT`: a drafter from a HF assistant checkpoint."""
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.escape import text
+from mtpsurgeon.errors import UsageError
+from mtpsurgeon.api.build_drafter import MODES, BuildRefused, build_drafter
+
+_KINDS = {"sliding": "sliding_attention", "full": "full_attention"}
+
+
+def _kv_layers(value: str | None) -> dict[str, int] | None:
+    if not value:
+        return None
+    out = {}
+    for part in value.split(","):
+        kind, _, layer = part.partition("=")
+        if kind.strip() not in _KINDS or not layer.strip().isdigit():
+            raise UsageError(f"--kv-layers {value}: expected e.g. 'sliding=22,full=23'")
+        out[_KINDS[kind.strip()]] = int(layer)
+    return out
+
+
+@click.command("build-drafter")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--base", required=True, type=click.Path(dir_okay=False),
+              help="Base model (.litertlm, or a prefill/decode .tflite) whose KV caches the drafter reads.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="OUT.litertlm: the base with the drafter grafted in; OUT.tflite: the drafter alone.")
+@click.option("--config", type=click.Path(dir_okay=False), help="config.json (required for a single .safetensors file).")
+@click.option("--quant", type=click.Choice(MODES), default="f32", show_default=True,
+              help="Weights: float32, INT8 per channel, INT4 per channel, INT4 blockwise-32 (FLOAT16 scales).")
+@click.option("--kv-layers", help="Base KV layers to read, e.g. 'sliding=22,full=23' (default: the last of each head_dim).")
+@click.option("--no-rope", is_flag=True, help="Do not rotate q (for drafters trained without RoPE, e.g. the test fixtures).")
+@click.option("--replace", is_flag=True, help="Replace the base's existing drafter section.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Run the drafter in the LiteRT interpreter with the base's KV shapes/dtypes before writing.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output (never an input).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace, verify, force, as_json):
+    """Build a LiteRT-LM drafter from a Hugging Face gemma4_assistant CHECKPOINT and graft it into --base."""
+    err = stderr_console()
+    live = err.is_terminal and not as_json
+    status = err.status("building the drafter") if live else contextlib.nullcontext()
+    try:
+        with status as s:
+            result = build_drafter(checkpoint, base, output, config=config, quant=quant, kv_layers=_kv_layers(kv_layers),
+                                   rope=not no_rope, replace=replace, verify=verify, force=force,
+                                   on_stage=(lambda stage: s.update(f"{stage} the drafter")) if live else None)
+    except BuildRefused as exc:
+        if as_json:  # the failing checks, machine-readable, then the usual one-line error
+            print_json({"checkpoint": checkpoint, "base": base, "output": output, "refused": True,
+                        "failing_checks": [c.to_json() for c in exc.checks]})
+        raise
+    if as_json:
+        print_json(result.to_json())
+        return
+    console = stdout_console()
+    console.print(text(f"built a {result.blocks}-block drafter ({result.parameters:,} parameters, "
+                       f"--quant {quant}, {result.drafter_bytes:,} bytes)", "bold"))
+    console.print(text(f"  {sum(c['passed'] for c in result.checks)}/{len(result.checks)} link checks passed"))
+    for note in result.notes:
+        console.print(text(f"  note: {note}"))
+    for r in result.verify:
+        console.print(text(f"  verify '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}"))
+    where = f" (section {result.section}, tf_lite_mtp_drafter)" if result.section is not None else ""
+    console.print(text("wrote ", "green") + text(f"{result.output}{where}"))

@@ -1,0 +1,160 @@
+"""Emit a :class:`DrafterSpec` as a LiteRT model with the runtime's ``mtp_drafter`` signature.
+
+Graph (one subgraph, signature ``mtp_drafter`` at index 0):
+
+    activations [1,1,2H] ─ pre_projection ─ h
+    per block:  h += post_attention_norm(o_proj(attention(rope(q_norm(q_proj(input_norm(h)))), K, V)))
+                h += post_feedforward_norm(GeGLU(pre_feedforward_norm(h)));  h *= layer_scalar
+    hn = final_norm(h);  logits = cap·tanh(hn·lm_headᵀ / cap);  projected_activations = post_projection(hn)
+
+Attention has scale 1 and reads the base's caches of the last sliding and the
+last full-attention layer, declared exactly as the base declares them (names,
+dtypes, shapes, quantization); INT8 caches are dequantized in the graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mtpsurgeon.analysis.roles.model import Role
+from mtpsurgeon.formats.tflite.records import TensorRecord
+from mtpsurgeon.formats.tflite.schema import fb
+from mtpsurgeon.surgery.drafter.quantize import quantize_weight, scheme_for
+from mtpsurgeon.surgery.drafter.spec import DrafterSpec
+from mtpsurgeon.surgery.ir import Model, Tensor
+from mtpsurgeon.surgery.ir.layers import Layers
+
+SIGNATURE = "mtp_drafter"
+
+
+@dataclass(frozen=True)
+class KVSource:
+    """The base's K and V cache inputs of one layer, as the base declares them."""
+
+    layer: int
+    k_name: str
+    v_name: str
+    k: TensorRecord
+    v: TensorRecord
+
+
+@dataclass(frozen=True)
+class DrafterInterface:
+    """What the base dictates: cache length, mask dtype, and the KV inputs per layer type."""
+
+    cache_len: int
+    mask_dtype: str  #: 'BOOL' or 'FLOAT32'
+    kv: dict[str, KVSource]  #: 'sliding_attention' / 'full_attention' → source
+
+
+def _quantization(q: Any) -> Any:
+    """A base tensor's per-tensor / per-channel quantization, as a flatbuffer object."""
+    if q is None or q.is_empty:
+        return None
+    p = fb.QuantizationParametersT()
+    p.scale = [float(x) for x in q.scale]
+    p.zeroPoint = [int(x) for x in q.zero_point] if q.zero_point is not None else [0] * len(q.scale)
+    p.quantizedDimension = int(q.quantized_dimension)
+    return p
+
+
+def param_name(role: str) -> str:
+    """The transformers parameter name of a role label ('layers.2.q_proj' → 'model.layers.2.self_attn.q_proj.weight')."""
+    if role.startswith("layers."):
+        _, layer, kind = role.split(".", 2)
+        return Role(kind, int(layer), "spec").hf_name or role
+    return Role(role, None, "spec").hf_name or role
+
+
+def _weight(L: Layers, role: str, w: np.ndarray, mode: str) -> Tensor:
+    """A matrix constant named by its parameter, float32 or quantized per ``--quant``."""
+    kind = role.rsplit(".", 1)[-1]
+    scheme = scheme_for(kind, mode)
+    name = param_name(role)
+    if scheme is None:
+        return L.const(name, np.asarray(w, dtype=np.float32), exact=True)
+    qw = quantize_weight(w, scheme)
+    p = fb.QuantizationParametersT()
+    if qw.block_size:
+        scales = L.const(f"{name}_scales", qw.scales, exact=True)
+        p.detailsType = fb.QuantizationDetails.BlockwiseQuantization
+        p.details = fb.BlockwiseQuantizationT()
+        p.details.blockSize = qw.block_size
+        t = L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
+        t.block_scales = scales
+        return t
+    # numpy vectors: the flatbuffer object API packs them in one copy, not element by element
+    p.scale = np.ascontiguousarray(qw.scales, dtype=np.float32)
+    p.zeroPoint = np.zeros(len(qw.scales), dtype=np.int64)
+    p.quantizedDimension = 0
+    return L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
+
+
+def _norm(L: Layers, spec: DrafterSpec, role: str) -> Tensor:
+    w = spec.weights[role]
+    return L.const(param_name(role), np.asarray(w, dtype=np.float32).reshape(1, 1, -1), exact=True)
+
+
+def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32") -> Model:
+    """The drafter as an IR :class:`Model` (export with ``formats.tflite.writer.tflite_bytes``)."""
+    model = Model()
+    model.description = "mtpsurgeon build-drafter"
+    graph = model.add_graph("main")
+    L = Layers(model, graph, prefix="drafter")
+    H, C = spec.backbone_hidden, iface.cache_len
+    act = L.input("activations", [1, 1, 2 * H])
+    pos = L.input("input_pos", [1], "INT32")
+    mask = L.input("mask", [1, 1, 1, C], iface.mask_dtype)
+    caches: dict[str, tuple[Tensor, Tensor]] = {}
+    for kind in sorted(iface.kv):
+        src = iface.kv[kind]
+        k = L.input(src.k_name, src.k.shape, src.k.dtype.code, _quantization(src.k.quantization))
+        v = L.input(src.v_name, src.v.shape, src.v.dtype.code, _quantization(src.v.quantization))
+        caches[kind] = (k, v)
+
+    h = L.fully_connected(act, _weight(L, "pre_projection", spec.weights["pre_projection"], quant), "pre_projection")
+    windows: dict[tuple[int, int], Tensor] = {}
+    for b in spec.blocks:
+        i = b.index
+        L.push(f"layers.{i}")
+        k, v = caches[b.layer_type]
+        allowed = None
+        if b.sliding_window is not None and b.sliding_window < k.shape[2]:
+            key = (k.shape[2], b.sliding_window)
+            if key not in windows:
+                windows[key] = L.window(pos, k.shape[2], b.sliding_window)
+            allowed = windows[key]
+        x = L.rms_norm(h, _norm(L, spec, f"layers.{i}.input_layernorm"), spec.eps, "input_layernorm")
+        q = L.fully_connected(x, _weight(L, f"layers.{i}.q_proj", spec.weights[f"layers.{i}.q_proj"], quant), "q_proj")
+        q = L.reshape(q, [1, b.heads, b.head_dim], "q_heads")
+        q = L.rms_norm(q, _norm(L, spec, f"layers.{i}.q_norm"), spec.eps, "q_norm")
+        if b.rope is not None:
+            q = L.rope(q, pos, b.rope.inv_freq(b.head_dim))
+        ctx = L.attention(q, k, v, mask, heads=b.heads, head_dim=b.head_dim, allowed=allowed)
+        o = L.fully_connected(ctx, _weight(L, f"layers.{i}.o_proj", spec.weights[f"layers.{i}.o_proj"], quant), "o_proj")
+        h = L.add(h, L.rms_norm(o, _norm(L, spec, f"layers.{i}.post_attention_layernorm"), spec.eps,
+                                "post_attention_layernorm"), "attention_residual")
+        xf = L.rms_norm(h, _norm(L, spec, f"layers.{i}.pre_feedforward_layernorm"), spec.eps, "pre_feedforward_layernorm")
+        m = L.gelu_mlp(xf, *(_weight(L, f"layers.{i}.{r}", spec.weights[f"layers.{i}.{r}"], quant)
+                             for r in ("gate_proj", "up_proj", "down_proj")))
+        h = L.add(h, L.rms_norm(m, _norm(L, spec, f"layers.{i}.post_feedforward_layernorm"), spec.eps,
+                                "post_feedforward_layernorm"), "mlp_residual")
+        if b.layer_scalar != 1.0:
+            h = L.mul(h, L.scalar(b.layer_scalar, "layer_scalar"), "scaled")
+        L.pop()
+    hn = L.rms_norm(h, _norm(L, spec, "final_norm"), spec.eps, "final_norm")
+    head = spec.weights["lm_head"]
+    if spec.softcap:  # fold 1/cap into the head, as litert-torch does: cap · tanh(hn · (E/cap)ᵀ)
+        head = np.divide(head, np.float32(spec.softcap), dtype=np.float32)
+    logits = L.fully_connected(hn, _weight(L, "lm_head", head, quant), "lm_head")
+    if spec.softcap:
+        logits = L.softcap(logits, float(spec.softcap), folded=True)
+    proj = L.fully_connected(hn, _weight(L, "post_projection", spec.weights["post_projection"], quant),
+                             "post_projection")
+    inputs = {t.name: t for t in graph.inputs}
+    model.add_signature(SIGNATURE, graph, inputs, {"logits": logits, "projected_activations": proj})
+    logits.name, proj.name = "logits", "projected_activations"
+    model.toposort()
+    return model

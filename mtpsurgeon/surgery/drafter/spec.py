@@ -1,0 +1,221 @@
+"""One semantic description of the Gemma 4 assistant drafter, read from a Hugging Face checkpoint.
+
+:class:`DrafterSpec` is the architecture (``config.json`` of transformers'
+``gemma4_assistant``) plus its weights keyed by the role vocabulary of
+:mod:`mtpsurgeon.analysis.roles.model` (``pre_projection``,
+``layers.2.q_proj``, ``final_norm``, ...). The emitter
+(:mod:`mtpsurgeon.surgery.drafter.emit`) turns it into a LiteRT graph.
+
+    spec = load_spec("gemma-4-e4b-it-assistant/")
+    spec.blocks[3].head_dim, spec.weights["lm_head"].shape
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mtpsurgeon.analysis.links import LinkCheck
+from mtpsurgeon.analysis.roles.model import LAYER_ROLES, TOP_ROLES
+from mtpsurgeon.errors import MalformedFileError, UsageError
+from mtpsurgeon.formats.safetensors.reader import FLOAT_DTYPES, SafetensorsSet, safetensors_files
+from mtpsurgeon.surgery.drafter.refusal import BuildRefused
+
+#: Model types this module understands (the 12B's unified assistant shares the drafter layout).
+MODEL_TYPES = ("gemma4_assistant", "gemma4_unified_assistant")
+#: Roles that are matrices (quantizable), the rest are norms / scalars.
+MATRIX_ROLES = frozenset({"pre_projection", "post_projection", "lm_head", "q_proj", "o_proj", "gate_proj", "up_proj",
+                          "down_proj"})
+
+
+@dataclass(frozen=True)
+class RopeSpec:
+    """RoPE applied to q at ``input_pos``: transformers' default or proportional inverse frequencies."""
+
+    theta: float
+    partial_rotary_factor: float = 1.0
+    kind: str = "default"  #: 'default' or 'proportional'
+    factor: float = 1.0
+
+    def inv_freq(self, head_dim: int) -> np.ndarray:
+        """The head_dim/2 inverse frequencies (zeros for the non-rotated part of proportional RoPE)."""
+        if self.kind == "proportional":
+            angles = int(self.partial_rotary_factor * head_dim // 2)
+            rot = 1.0 / (self.theta ** (np.arange(0, 2 * angles, 2, dtype=np.float32) / head_dim))
+            inv = np.concatenate([rot, np.zeros(head_dim // 2 - angles, np.float32)])
+        else:
+            inv = 1.0 / (self.theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+        return (inv / self.factor).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One q-only attention block reading the base's KV cache of its layer type."""
+
+    index: int
+    layer_type: str  #: 'sliding_attention' or 'full_attention'
+    heads: int
+    head_dim: int
+    rope: RopeSpec | None
+    sliding_window: int | None
+    layer_scalar: float = 1.0
+
+
+@dataclass
+class DrafterSpec:
+    """Architecture and role-keyed float32 weights of one assistant drafter."""
+
+    hidden: int  #: D, the drafter's width
+    backbone_hidden: int  #: H, the base model's width
+    vocab: int
+    intermediate: int
+    eps: float
+    softcap: float | None
+    blocks: list[BlockSpec]
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  #: role label → float32 array
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+    parameter_count: int = 0  #: kept when ``weights`` are released after emission
+
+    def weight(self, kind: str, layer: int | None = None) -> np.ndarray:
+        return self.weights[kind if layer is None else f"layers.{layer}.{kind}"]
+
+    @property
+    def parameters(self) -> int:
+        return int(sum(w.size for w in self.weights.values())) or self.parameter_count
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MalformedFileError(path, f"cannot read the config ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedFileError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(cfg, dict):
+        raise MalformedFileError(path, "config.json is not a JSON object")
+    return cfg
+
+
+def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
+    n = int(text["num_hidden_layers"])
+    types = list(text.get("layer_types") or ["sliding_attention"] * (n - 1) + ["full_attention"])
+    if len(types) != n:
+        raise MalformedFileError(where, f"layer_types lists {len(types)} layers, num_hidden_layers is {n}")
+    rope_cfg = text.get("rope_parameters") or {}
+    window = text.get("sliding_window")
+    per_layer = text.get("per_layer_config") or {}  # transformers >= 5.2x writes per-layer overrides here
+    out = []
+    for i, kind in enumerate(types):
+        if kind not in ("sliding_attention", "full_attention"):
+            raise MalformedFileError(where, f"layer_types[{i}] is '{kind}' (expected sliding_attention / full_attention)")
+        full = kind == "full_attention"
+        own = per_layer.get(str(i)) or per_layer.get(i) or {}
+        hd = int(own.get("head_dim") or (text.get("global_head_dim") if full else None) or text["head_dim"])
+        rope = None
+        if rope_on:
+            r = rope_cfg.get(kind) or {}
+            rope = RopeSpec(theta=float(r.get("rope_theta", 1e6 if full else 1e4)),
+                            partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)),
+                            kind="proportional" if r.get("rope_type") == "proportional" else "default",
+                            factor=float(r.get("factor", 1.0)))
+        out.append(BlockSpec(i, kind, int(own.get("num_attention_heads") or text["num_attention_heads"]), hd, rope,
+                             None if full or window is None else int(window)))
+    return out
+
+
+def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = None, *,
+              rope: bool = True) -> DrafterSpec:
+    """Read a ``gemma4_assistant`` checkpoint (a folder, or one .safetensors file with ``config``).
+
+    Every problem (missing tensors, non-float dtypes, shapes that disagree with
+    the config) is collected and raised together as :class:`BuildRefused`.
+    ``rope=False`` builds q without RoPE (drafters converted by litert-torch
+    from modules that ignore ``input_pos``, like the test fixtures).
+    """
+    ck = Path(checkpoint)
+    if ck.is_dir():
+        files = safetensors_files(ck)
+        cfg_path = Path(config) if config else ck / "config.json"
+        if not files:
+            raise UsageError(f"{ck}: no .safetensors files in this folder")
+    elif ck.is_file():
+        if config is None:
+            raise UsageError(f"{ck}: a single .safetensors file needs --config CONFIG.json")
+        files, cfg_path = [ck], Path(config)
+    else:
+        raise UsageError(f"{ck}: no such checkpoint folder or file")
+    if not cfg_path.is_file():
+        raise UsageError(f"{cfg_path}: no config.json (give --config)")
+    cfg = read_config(cfg_path)
+    mt = cfg.get("model_type")
+    if mt not in MODEL_TYPES:
+        raise MalformedFileError(cfg_path, f"model_type is {mt!r}, expected one of {', '.join(MODEL_TYPES)}")
+    text = cfg.get("text_config") or cfg
+    try:
+        blocks = _blocks(text, str(cfg_path), rope)
+        spec = DrafterSpec(hidden=int(text["hidden_size"]), backbone_hidden=int(cfg["backbone_hidden_size"]),
+                           vocab=int(text["vocab_size"]), intermediate=int(text["intermediate_size"]),
+                           eps=float(text.get("rms_norm_eps", 1e-6)), softcap=text.get("final_logit_softcapping"),
+                           blocks=blocks, source=str(ck))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedFileError(cfg_path, f"config field missing or not a number: {exc}") from None
+    if cfg.get("use_ordered_embeddings"):
+        spec.notes.append("use_ordered_embeddings: the LiteRT drafter computes the full LM head "
+                          "(the centroid top-k masking of transformers is a speed-up, not applied)")
+    if mt == "gemma4_unified_assistant":
+        spec.notes.append("gemma4_unified_assistant read with the gemma4_assistant layout")
+    st = SafetensorsSet(files)
+    _load_weights(spec, st, text)
+    return spec
+
+
+def _expected(spec: DrafterSpec) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """role label → (transformers name, expected shape)."""
+    D, H, V, I = spec.hidden, spec.backbone_hidden, spec.vocab, spec.intermediate
+    out = {
+        "pre_projection": (TOP_ROLES["pre_projection"], (D, 2 * H)),
+        "post_projection": (TOP_ROLES["post_projection"], (H, D)),
+        "lm_head": (TOP_ROLES["lm_head"], (V, D)),
+        "final_norm": (TOP_ROLES["final_norm"], (D,)),
+    }
+    for b in spec.blocks:
+        q = b.heads * b.head_dim
+        shapes = {"q_proj": (q, D), "q_norm": (b.head_dim,), "o_proj": (D, q), "gate_proj": (I, D), "up_proj": (I, D),
+                  "down_proj": (D, I), "input_layernorm": (D,), "post_attention_layernorm": (D,),
+                  "pre_feedforward_layernorm": (D,), "post_feedforward_layernorm": (D,), "layer_scalar": (1,)}
+        for kind, shape in shapes.items():
+            out[f"layers.{b.index}.{kind}"] = (f"model.layers.{b.index}.{LAYER_ROLES[kind]}", shape)
+    return out
+
+
+def _load_weights(spec: DrafterSpec, st: SafetensorsSet, text: dict) -> None:
+    checks: list[LinkCheck] = []
+    for label, (name, shape) in _expected(spec).items():
+        src = name
+        if src not in st and label == "lm_head" and "lm_head.weight" in st:
+            src = "lm_head.weight"  # untied export: same role
+        if src not in st:
+            if label.endswith("layer_scalar"):
+                spec.notes.append(f"{name} absent: 1.0 (transformers' initial value)")
+                continue
+            checks.append(LinkCheck(f"tensor '{name}' present", False, list(shape), "missing"))
+            continue
+        dt = st.dtypes[src]
+        if dt not in FLOAT_DTYPES:
+            checks.append(LinkCheck(f"tensor '{src}' dtype", False, "F32, F16 or BF16", dt))
+            continue
+        got = st.shapes[src]
+        if got != shape and not (len(shape) == 1 and int(np.prod(got)) == shape[0]):
+            checks.append(LinkCheck(f"tensor '{src}' shape (config.json)", False, list(shape), list(got)))
+            continue
+        spec.weights[label] = st.float32(src).reshape(shape)
+    if checks:
+        raise BuildRefused(spec.source, checks)
+    for b in spec.blocks:
+        w = spec.weights.pop(f"layers.{b.index}.layer_scalar", None)
+        if w is not None:
+            spec.blocks[b.index] = BlockSpec(**{**b.__dict__, "layer_scalar": float(w.reshape(-1)[0])})
