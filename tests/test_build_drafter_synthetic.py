@@ -4,6 +4,7 @@ independent numpy transcription of transformers' Gemma4AssistantForCausalLM
 (tests/drafterkit.py) run against the drafter in the real LiteRT interpreter."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -222,7 +223,8 @@ def test_role_recogniser_finds_every_weight_of_a_built_drafter_by_dataflow(tmp_p
     out.write_bytes(build_drafter(K.write_checkpoint(tmp_path / "ck", cfg, w), base, quant="int4c").data)
     m = open_file(out)
     rm = recognise(m, signature_io(m, m.signatures[0]))
-    named = {r.hf_name: m.tensor(rm.subgraph, t).name for t, r in rm.roles.items() if r.source == "dataflow"}
+    named = {r.hf_name: m.tensor(rm.subgraph, t).name for t, r in rm.roles.items()
+             if r.source == "dataflow" and r.hf_name}
     expected = {k for k in w if not k.endswith("layer_scalar")}
     assert expected <= set(named), sorted(expected - set(named))
     for hf, tensor in named.items():
@@ -234,3 +236,27 @@ def test_role_recogniser_finds_every_weight_of_a_built_drafter_by_dataflow(tmp_p
     assert scaled == {f"model.layers.{i}.layer_scalar" for i in (0, 1, 3)}
     assert {k for k in named if k.endswith("layer_scalar")} == scaled
     assert [b.heads for b in rm.blocks] == [4, 4, 4, 4] and [b.kv_heads for b in rm.blocks] == [2, 2, 2, 2]
+    # RoPE: the frequency constants the angles are computed from are found on each block's query path
+    assert all(b.rope and b.rope["tables"] >= 1 for b in rm.blocks), [b.rope for b in rm.blocks]
+    ropes = {(b.layer_type, b.rope["theta"], b.rope.get("partial_rotary_factor")) for b in rm.blocks}
+    assert ropes == {("sliding_attention", 10000.0, None), ("full_attention", 1e6, 0.25)}, ropes
+    assert not rm.unassigned, rm.unassigned
+
+
+def test_checkpoint_build_extract_round_trip_gives_the_checkpoint_back(tmp_path, good):
+    """checkpoint → build-drafter (f32) → extract --names hf: every tensor comes back, by structure alone —
+    the soft-cap fold undone, the layer scalars read off the graph (1.0 where the graph multiplies by nothing)."""
+    from safetensors.numpy import load_file
+
+    cfg, w, base = good
+    out = tmp_path / "d.tflite"
+    out.write_bytes(build_drafter(K.write_checkpoint(tmp_path / "ck", cfg, w), base, quant="f32").data)
+    p = _cli("extract", out, "-o", tmp_path / "hf", "--dtype", "f32", "--names", "hf", "--no-models")
+    assert p.returncode == 0, p.stderr
+    got = load_file(tmp_path / "hf" / "model.safetensors")
+    assert set(got) == set(w), sorted(set(got) ^ set(w))
+    for k, v in w.items():
+        np.testing.assert_allclose(got[k].reshape(v.shape), v.astype(np.float32), rtol=1e-6, atol=1e-6, err_msg=k)
+    tc = json.loads((tmp_path / "hf" / "config.json").read_text())["text_config"]
+    assert tc["rope_parameters"] == cfg["text_config"]["rope_parameters"]
+    assert (tc["num_attention_heads"], tc["num_key_value_heads"]) == (4, 2)

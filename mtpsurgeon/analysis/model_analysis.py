@@ -56,6 +56,8 @@ class ModelAnalysis:
         keys = {(t.subgraph, t.index) for tie in self.ties for t in tie.tensors}
         for d in self.drafters:
             keys.update((t.subgraph, t.index) for t in weight_tensors(self.model, d.io.subgraph))
+        for rm in self.roles.values():  # learned scalars (layer_scalar) are weights too
+            keys.update((rm.subgraph, t) for t in rm.roles)
         return keys
 
 

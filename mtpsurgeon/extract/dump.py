@@ -206,7 +206,7 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
     if names == "hf":
         for hname, arr in mapping.extra.items():
             plan.append(_Planned(None, alloc.take(hname), _FLOAT_OUT[dtype][0], arr.shape,
-                                 lambda a=arr: iter((_cast(a, dtype),)), {"default": "1.0 (transformers' init)"}))
+                                 lambda a=arr: iter((_cast(a, dtype),)), {"default": mapping.extra_origin.get(hname, "")}))
 
     plan.sort(key=lambda p: -DTYPE_SIZES[p.st_dtype])  # widest first: every tensor naturally aligned
     metadata = _metadata(model, plan, dtype, names, section, source_sha256, extra_metadata)

@@ -56,7 +56,10 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
             rope[kind] = dict(DEFAULT_ROPE[kind])
             notes.append(f"{kind}: RoPE tables found but their base could not be read; Gemma 4 default kept")
         else:
-            rope[kind] = {"rope_type": "default", "rope_theta": thetas.pop()}
+            theta = thetas.pop()
+            partial = {b.rope.get("partial_rotary_factor") for b in blocks if b.layer_type == kind and b.rope} - {None}
+            rope[kind] = ({"rope_type": "proportional", "partial_rotary_factor": partial.pop(), "rope_theta": theta}
+                          if len(partial) == 1 else {"rope_type": "default", "rope_theta": theta})
     text = {
         "model_type": "gemma4_text",
         "vocab_size": a.get("vocab"),

@@ -117,6 +117,7 @@ class HfMapping:
     unmapped: list[tuple[TensorRecord, str]] = field(default_factory=list)  #: (tensor, reason)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  #: tensors filled with defaults
     factors: dict[tuple[int, int], float] = field(default_factory=dict)  #: (sg, index) → multiply values by
+    extra_origin: dict[str, str] = field(default_factory=dict)  #: where each ``extra`` value came from
     config: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -141,6 +142,8 @@ def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLite
             constants += 1  # shape vectors, axes, eps and fill scalars: the converter's, not parameters
         elif role is None:
             m.unmapped.append((t, "no drafter role recognised for it"))
+        elif role.kind == "layer_scalar":
+            pass  # written from the graph's values below: one constant may serve several blocks
         elif role.hf_name is None:
             m.notes.append(f"'{t.name}' is a {role.kind} ({role.evidence}); gemma4_assistant computes it, not written")
         elif role.hf_name in claimed and not _same_data(model, claimed[role.hf_name], t):
@@ -167,7 +170,10 @@ def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLite
     layers = sorted({int(k.split(".")[2]) for k in claimed if k.startswith("model.layers.")})
     head_dims = {b.index: b.head_dim for b in roles.blocks}
     _check_shapes(claimed, shape, m.config, layers, head_dims, m)
-    _fill_layer_scalars(claimed, layers, m)
+    for n, value in roles.arch.get("layer_scalars", {}).items():
+        m.extra[f"model.layers.{n}.layer_scalar"] = np.array([value], dtype=np.float32)
+        m.extra_origin[f"model.layers.{n}.layer_scalar"] = "the scalar the graph multiplies block's output by"
+    _fill_layer_scalars(set(claimed) | set(m.extra), sorted(set(layers) | {b.index for b in roles.blocks}), m)
     return m
 
 
@@ -365,13 +371,15 @@ def _check_shapes(claimed: dict[str, TensorRecord], shape: dict[str, tuple], con
             m.shapes[(t.subgraph, t.index)] = tuple(want)
 
 
-def _fill_layer_scalars(claimed: dict[str, TensorRecord], layers: list[int], m: HfMapping) -> None:
+def _fill_layer_scalars(present: Iterable[str], layers: list[int], m: HfMapping) -> None:
     """``layer_scalar`` is a persistent buffer; absent from the source it is 1.0 (its init)."""
     filled = []
+    present = set(present)
     for n in layers:
         key = f"model.layers.{n}.layer_scalar"
-        if key not in claimed:
+        if key not in present:
             m.extra[key] = np.ones(1, dtype=np.float32)
+            m.extra_origin[key] = "1.0 (transformers' init; no scalar in the source)"
             filled.append(n)
     if filled:
         m.notes.append(f"model.layers.N.layer_scalar not in the source for layers {filled}; "

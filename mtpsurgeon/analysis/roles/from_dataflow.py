@@ -19,7 +19,7 @@ from mtpsurgeon.analysis.roles.patterns import (
     is_vector_shape,
     nearest_norm,
     norm_scale,
-    rope_theta,
+    rope_params,
     scalar_value,
     softcap,
     weight_matmuls,
@@ -176,6 +176,8 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
             q_norm = w
             b.assign(w, "q_norm", n, f"RMS-norm scale between block {n}'s q projection and its attention")
             continue
+        if op.op_name in ("SIN", "COS"):  # angles computed in the graph: position x frequency constants
+            tables.extend(_trig_constants(df, op))
         for c in df.const_inputs(op):
             src = df.const_source(c)
             t = df.tensor(src)
@@ -195,7 +197,8 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     arch.heads = q_out // head_dim if q_out and head_dim and q_out % head_dim == 0 else None
     arch.kv_heads = k_shape[1] if len(k_shape) == 4 else None
     if tables:
-        arch.rope = {"tables": len(set(tables)), "theta": rope_theta(df, sorted(set(tables)), head_dim)}
+        arch.rope = {"tables": len(set(tables)), "theta": None,
+                     **(rope_params(df, sorted(set(tables)), head_dim) or {})}
 
     after = blk.values or blk.scores
     o = weight_matmuls(df, after[-1].outputs[0], True)
@@ -252,9 +255,23 @@ def _layer_scalar(b: _Builder, n: int, post_ffn: OperatorRecord) -> None:
         if add.op_name != "ADD":
             continue
         for op in df.consumers.get(add.outputs[0], []):
-            if op.op_name == "MUL" and scalar_value(df, op) is not None:
+            value = scalar_value(df, op) if op.op_name == "MUL" else None
+            if value is not None:
                 b.assign(df.const_source(df.const_inputs(op)[0]), "layer_scalar", n,
                          f"scalar multiplying block {n}'s residual output (operator {op.index})")
+                b.rm.arch.setdefault("layer_scalars", {})[n] = value  # exporters share equal scalars
+
+
+def _trig_constants(df: Dataflow, trig: OperatorRecord) -> list[int]:
+    """Float constants (frequencies, timescales) the angles of a SIN/COS are computed from."""
+    found = []
+    for op in df.walk([i for i in trig.inputs if i >= 0], False, stop=lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)):
+        for c in df.const_inputs(op):
+            src = df.const_source(c)
+            t = df.tensor(src)
+            if t.dtype.is_float and t.num_elements > 1:
+                found.append(src)
+    return found
 
 
 def _position_dependent(df: Dataflow, op: OperatorRecord) -> bool:

@@ -102,12 +102,14 @@ def scalar_value(df: Dataflow, op: OperatorRecord) -> float | None:
     return _scalar(df, op)
 
 
-def rope_theta(df: Dataflow, tables: list[int], head_dim: int | None) -> float | None:
-    """RoPE base recovered from its tables: a frequency vector, or a cos table by position.
+def rope_params(df: Dataflow, tables: list[int], head_dim: int | None) -> dict | None:
+    """RoPE base (and rotated fraction) recovered from its tables, or None.
 
-    ``inv_freq[j] = theta^(-2j/hd)``: from a decreasing vector starting at 1
+    ``inv_freq[j] = theta^(-2j/hd)``: read from a decreasing vector starting at 1
     (inverse frequencies), an increasing one (timescales), or row 1 of a
-    ``cos(pos * inv_freq)`` table (row 0 all ones).
+    ``cos(pos * inv_freq)`` table (row 0 all ones). Frequencies that are zero
+    (Gemma 4's "proportional" RoPE rotates only a fraction of each head) give
+    ``partial_rotary_factor``.
     """
     for t in tables:
         rec = df.tensor(t)
@@ -120,12 +122,17 @@ def rope_theta(df: Dataflow, tables: list[int], head_dim: int | None) -> float |
             v = a.reshape(-1)
             if abs(v[0] - 1) > 1e-6 or v[1] <= 0:
                 continue
-            inv = v[1] if v[1] < 1 else 1 / v[1]
+            freqs = v if v[1] < 1 else np.where(np.isfinite(v) & (v > 0), 1 / np.where(v > 0, v, 1), 0)
         else:
             rows = a.reshape(-1, half)
             if rows.shape[0] < 2 or not np.allclose(rows[0], 1.0, atol=1e-6):
                 continue  # a sin table, or not positions from 0
-            inv = float(np.arccos(np.clip(rows[1, 1], -1, 1)))
+            freqs = np.arccos(np.clip(rows[1], -1, 1))
+        inv = float(freqs[1])
         if 0 < inv < 1:
-            return float(round(inv ** (-hd / 2.0), 3))
+            out = {"theta": float(f"{inv ** (-hd / 2.0):.5g}")}  # float32 tables: 5 significant digits
+            rotated = int(np.count_nonzero(freqs > 1e-12))
+            if rotated < len(freqs):  # the fraction of frequencies that rotate (tables of hd/2 or duplicated hd)
+                out["partial_rotary_factor"] = round(rotated / len(freqs), 6)
+            return out
     return None
