@@ -310,3 +310,14 @@ def test_graph_surgery_left_no_unused_operator_codes(rel):
     m = read_model(JAX.path(rel).read_bytes())
     used = {op.opcodeIndex for sg in m.subgraphs for op in (sg.operators or [])}
     assert used == set(range(len(m.operatorCodes))), rel
+
+
+def test_ground_truth_has_no_orphans_and_the_pruned_drafter_orphans_every_weight():
+    for rel, d in JAX.files["gemma4-mini.litertlm"]["models"].items():
+        assert not d["orphan_tensors"] and not d["orphan_buffers"] and not d["orphan_subgraphs"], rel
+    for rel in DRAFTERS + ["base_prefill_decode.tflite"]:
+        d = JAX.files[rel]
+        assert not d["orphan_tensors"] and not d["orphan_buffers"] and not d["orphan_subgraphs"], rel
+    pruned = JAX.files["hidden/pruned-drafter.tflite"]
+    assert {t["name"] for t in pruned["orphan_tensors"]} >= set(ROLES)
+    assert pruned["orphan_subgraphs"] == [0] and JAX.files["hidden/unsigned-drafter.tflite"]["orphan_subgraphs"] == [0]
