@@ -321,3 +321,21 @@ def test_ground_truth_has_no_orphans_and_the_pruned_drafter_orphans_every_weight
     pruned = JAX.files["hidden/pruned-drafter.tflite"]
     assert {t["name"] for t in pruned["orphan_tensors"]} >= set(ROLES)
     assert pruned["orphan_subgraphs"] == [0] and JAX.files["hidden/unsigned-drafter.tflite"]["orphan_subgraphs"] == [0]
+
+
+def test_recorded_hf_config_agrees_with_the_model_facts():
+    """The transformers config the generator verified the drafter against
+    describes the same architecture as model_dims (no transformers needed here)."""
+    hf = JAX.expected["hf_assistant_config"]
+    tc = hf["text_config"]
+    assert hf["model_type"] == "gemma4_assistant" and hf["backbone_hidden_size"] == DIMS["H"]
+    assert (tc["hidden_size"], tc["vocab_size"], tc["num_hidden_layers"]) == (DIMS["D"], DIMS["V"], DIMS["drafter_blocks"])
+    assert (tc["num_attention_heads"], tc["num_key_value_heads"]) == (DIMS["drafter_q_heads"], DIMS["kv_heads"])
+    for i, lt in enumerate(tc["layer_types"]):  # transformers keeps the full layers' head_dim per layer
+        hd = (tc.get("per_layer_config") or {}).get(str(i), {}).get("head_dim", tc["head_dim"])
+        assert hd == DIMS["head_dim"][lt], (i, lt)
+    assert tc["layer_types"] == DIMS["drafter_block_layer_types"] and tc["sliding_window"] == DIMS["sliding_window"]
+    assert tc["intermediate_size"] == DIMS["drafter_intermediate"]
+    for lt, rope in DIMS["rope"].items():
+        assert {k: tc["rope_parameters"][lt][k] for k in rope} == rope
+    assert JAX.expected["generator"]["hf_equivalence"]["max_abs_diff"] < 1e-4
