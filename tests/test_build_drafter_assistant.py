@@ -15,7 +15,12 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import FIXTURES
-from test_fixtures import _base_run
+from fixture_oracles import base_run
+from test_fixtures import TORCH
+
+
+def _base_run(prompt_ids):
+    return base_run(TORCH, prompt_ids)
 
 ASSISTANT = FIXTURES / "assistant"
 REF = json.loads((ASSISTANT / "reference.json").read_text())

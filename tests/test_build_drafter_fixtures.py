@@ -23,7 +23,12 @@ from safetensors.numpy import load_file, save_file
 
 from conftest import FIXTURES
 from mtpsurgeon.surgery.drafter.quantize import quantize_weight
-from test_fixtures import EXPECTED, _base_run
+from fixture_oracles import base_run
+from test_fixtures import EXPECTED, TORCH
+
+
+def _base_run(prompt_ids):
+    return base_run(TORCH, prompt_ids)
 
 PROBE = Path(__file__).with_name("fixture_engine_probe.py")
 PROMPTS = [l.strip() for l in (FIXTURES / "prompts.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]

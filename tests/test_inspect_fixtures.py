@@ -1,7 +1,10 @@
-"""inspect on every fixture gives exactly the answers fixtures/expected.json records.
+"""inspect on every fixture of both families gives exactly the answers their expected.json records.
 
 expected.json is written by the fixture generator from what it hid (it never
-imports mtpsurgeon), so this compares our analysis with an independent truth.
+imports mtpsurgeon), so this compares our analysis with an independent truth:
+fixtures/expected.json for the torch family (litert-torch names), and
+fixtures/jax/expected.json for the jax family (JAX/TF export names, anonymous
+norms, converter-named I/O, RoPE, GQA, INT8 KV caches).
 """
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ import pytest
 from conftest import FIXTURES
 from mtpsurgeon.analysis import analyze
 
-EXPECTED = json.loads((FIXTURES / "expected.json").read_text())["files"]
+FAMILIES = {"torch": FIXTURES, "jax": FIXTURES / "jax"}
+#: "family:relative/name" → expected entry
+EXPECTED = {f"{fam}:{name}": entry for fam, root in FAMILIES.items()
+            for name, entry in json.loads((root / "expected.json").read_text())["files"].items()}
 
 
 def _expected_models(entry: dict) -> list[dict]:
@@ -23,7 +29,8 @@ def _expected_models(entry: dict) -> list[dict]:
 
 
 def _report(name: str):
-    return analyze(FIXTURES / name)
+    fam, _, rel = name.rpartition(":")
+    return analyze(FAMILIES[fam or "torch"] / rel)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -63,7 +70,7 @@ def test_sections_match(name):
 def test_pruned_drafter_weights_are_all_mtp():
     r = _report("hidden/pruned-drafter.tflite")
     (f,) = [f for f in r.findings if f.kind == "pruned_ops"]
-    expected = set(EXPECTED["hidden/pruned-drafter.tflite"]["mtp"]["details"]["weight_tensors"])
+    expected = set(EXPECTED["torch:hidden/pruned-drafter.tflite"]["mtp"]["details"]["weight_tensors"])
     assert {t.name for t in f.tensors} == expected
     assert f.dims == {"D": 64, "H": 64}
 
@@ -71,7 +78,7 @@ def test_pruned_drafter_weights_are_all_mtp():
 def test_parallel_heads_weights_tied():
     r = _report("hidden/parallel-heads-pruned.tflite")
     (f,) = [f for f in r.findings if f.kind == "parallel_heads_pruned"]
-    details = EXPECTED["hidden/parallel-heads-pruned.tflite"]["mtp"]["details"]
+    details = EXPECTED["torch:hidden/parallel-heads-pruned.tflite"]["mtp"]["details"]
     assert {t.name for t in f.tensors} == set(details["head_weights"])
     assert f.dims["heads"] == len(details["removed_outputs"])
 

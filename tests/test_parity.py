@@ -64,6 +64,7 @@ def test_int4_gap_is_the_runtime_activation_quantization(tmp_path):
     emulated = check_parity(hf, src, rm, samples=20, emulate_quantized=quantized)
     assert plain.logits_max_abs > 1e-2  # the runtime quantizes activations; a float forward does not
     assert emulated.passed(), emulated.to_json()
+    assert emulated.logits_max_abs <= 1e-3 and emulated.projected_max_abs <= 1e-4, emulated.to_json()
 
 
 def test_check_parity_option(tmp_path):

@@ -86,9 +86,14 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         "tie_word_embeddings": True,
         "text_config": text,
     }
+    windows = sorted({b.sliding_window for b in blocks if b.sliding_window})
+    if windows:
+        text["sliding_window"] = windows[0]
+        if len(windows) > 1:
+            notes.append(f"sliding windows differ between blocks {windows}; config uses {windows[0]}")
     for key, value in (overrides or {}).items():
         (config if key in config and key != "text_config" else text)[key] = value
-    defaults = sorted(set(GEMMA4_DEFAULTS) - set(overrides or {}))
+    defaults = sorted(set(GEMMA4_DEFAULTS) - set(overrides or {}) - ({"sliding_window"} if windows else set()))
     notes.append(f"config.json: {', '.join(defaults)} are Gemma 4 defaults, not shown by the graph")
     if text["final_logit_softcapping"] is None and rm.method == "shapes":
         notes.append("final_logit_softcapping: not visible without the drafter's operators (Gemma 4 drafters use 30.0)")

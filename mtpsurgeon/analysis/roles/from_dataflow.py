@@ -12,7 +12,7 @@ branch has the non-linearity being gate, ...). Names are never consulted.
 from __future__ import annotations
 
 from mtpsurgeon.analysis.roles.dataflow import Dataflow
-from mtpsurgeon.analysis.roles.model import BlockArch, Role, RoleMap
+from mtpsurgeon.analysis.roles.model import TABLE_ROLES, BlockArch, Role, RoleMap
 from mtpsurgeon.analysis.roles.patterns import (
     NONLINEAR,
     data_matmuls,
@@ -21,6 +21,7 @@ from mtpsurgeon.analysis.roles.patterns import (
     norm_scale,
     rope_params,
     scalar_value,
+    sliding_window,
     softcap,
     weight_matmuls,
 )
@@ -40,6 +41,8 @@ class _Builder:
         if tensor is None:
             return
         old = self.rm.roles.get(tensor)
+        if old is not None and old.kind == kind and kind in TABLE_ROLES:
+            return  # one RoPE table may serve several blocks
         if old is not None and (old.kind, old.layer) != (kind, layer):
             self.rm.notes.append(f"tensor {tensor} plays two roles: {old.label} and "
                                  f"{kind if layer is None else f'layers.{layer}.{kind}'}; kept the first")
@@ -168,8 +171,8 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     query = [x for x in df.data_inputs(blk.scores[0]) if _derives(df, x, blk.q_proj.outputs[0], 40)]
     tables: list[int] = []
     q_norm = None
-    for op in df.walk(query[:1], False, stop=lambda o: o.index <= blk.q_proj.index or df.is_data_matmul(o)):
-        if op.index <= blk.q_proj.index:
+    for op in df.walk(query[:1], False, stop=lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)):
+        if op.index == blk.q_proj.index:
             continue
         w = norm_scale(df, op)
         if w is not None:
@@ -196,6 +199,7 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     arch.head_dim = head_dim
     arch.heads = q_out // head_dim if q_out and head_dim and q_out % head_dim == 0 else None
     arch.kv_heads = k_shape[1] if len(k_shape) == 4 else None
+    arch.sliding_window = sliding_window(df, blk.scores[0])
     if tables:
         arch.rope = {"tables": len(set(tables)), "theta": None,
                      **(rope_params(df, sorted(set(tables)), head_dim) or {})}
@@ -292,6 +296,10 @@ def _architecture(b: _Builder, pre: list, head_ops: list, post_ops: list) -> Non
         num_layers=len(rm.blocks),
         layer_scalar=any(r.kind == "layer_scalar" for r in rm.roles.values()),
     )
+    if any(blk.sliding_window for blk in rm.blocks):  # the graph masks a window: that decides the type
+        for blk in rm.blocks:
+            blk.layer_type = "sliding_attention" if blk.sliding_window else "full_attention"
+        return
     dims = {blk.head_dim for blk in rm.blocks if blk.head_dim}
     for blk in rm.blocks:
         if len(dims) > 1:

@@ -69,7 +69,8 @@ class BlockArch:
     kv_heads: int | None = None
     kv_inputs: tuple[str, ...] = ()
     layer_type: str | None = None  #: 'sliding_attention' or 'full_attention'
-    rope: dict | None = None  #: {'tables': n, 'theta': float | None}
+    rope: dict | None = None  #: {'tables': n, 'theta': float | None, 'partial_rotary_factor'?}
+    sliding_window: int | None = None  #: the window the graph's mask enforces (transformers' convention)
     intermediate: int | None = None
 
     def to_json(self) -> dict:

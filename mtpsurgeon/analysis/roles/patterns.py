@@ -136,3 +136,56 @@ def rope_params(df: Dataflow, tables: list[int], head_dim: int | None) -> dict |
                 out["partial_rotary_factor"] = round(rotated / len(freqs), 6)
             return out
     return None
+
+
+#: comparison → (which input is the key ramp, 1 if the bound is inclusive)
+_COMPARE = {"GREATER": (0, 0), "GREATER_EQUAL": (0, 1), "LESS": (1, 0), "LESS_EQUAL": (1, 1)}
+
+
+def sliding_window(df: Dataflow, scores: OperatorRecord) -> int | None:
+    """The window a block's attention mask enforces, if the graph computes one.
+
+    Looks behind the mask applied to ``scores`` for a comparison of a constant
+    key-position ramp (0, 1, 2, ...) with ``input_pos`` shifted by constants,
+    e.g. ``ramp > pos - 33``: keys ``pos - 32 .. pos``, i.e. transformers'
+    ``sliding_window`` 32 (which admits window + 1 keys).
+    """
+    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
+    conds = [op.inputs[0] for op in df.walk(list(scores.outputs), True, stop=stop) if op.op_name == "SELECT_V2"]
+    for cmp in df.walk(conds, False, stop=stop):
+        if cmp.op_name not in _COMPARE:
+            continue
+        ramp_side, inclusive = _COMPARE[cmp.op_name]
+        ramp, other = cmp.inputs[ramp_side], cmp.inputs[1 - ramp_side]
+        if not df.is_const(ramp) or not _is_ramp(df, ramp):
+            continue
+        off = _position_offset(df, other)
+        if off is not None and off < 0:  # keys pos+off+1 .. pos (or from pos+off inclusive): window + 1 of them
+            return -off - 1 + inclusive
+    return None
+
+
+def _is_ramp(df: Dataflow, t: int) -> bool:
+    a = np.asarray(df.model.tensor_array(df.tensor(df.const_source(t)))).reshape(-1)
+    return a.size > 1 and bool(np.array_equal(a, np.arange(a.size)))
+
+
+def _position_offset(df: Dataflow, t: int) -> int | None:
+    """``c`` when tensor ``t`` is a graph input (the position) plus constant ``c``."""
+    off = 0
+    while t in df.producer:
+        op = df.producer[t]
+        if op.op_name in ("RESHAPE", "CAST", "SQUEEZE", "EXPAND_DIMS"):
+            t = op.inputs[0]
+            continue
+        if op.op_name not in ("ADD", "SUB") or len(df.const_inputs(op)) != 1 or df.is_const(op.inputs[0]) is False and df.is_const(op.inputs[1]) is False:
+            return None
+        c_idx = df.const_inputs(op)[0]
+        if op.op_name == "SUB" and c_idx != op.inputs[1]:
+            return None
+        c = np.asarray(df.model.tensor_array(df.tensor(df.const_source(c_idx)))).reshape(-1)
+        if c.size != 1:
+            return None
+        off += int(c[0]) * (-1 if op.op_name == "SUB" else 1)
+        t = next(i for i in op.inputs if i != c_idx)
+    return off if t in df.inputs else None
