@@ -60,6 +60,23 @@ def _unused(option: str, value: str, why: str) -> UsageError:
     return UsageError(f"{option} {value}: not used because {why}; leave it out or point it at what it is for")
 
 
+def _refuse_ambiguous_roles(report: Report, f: Finding) -> None:
+    """A pruned drafter whose weights shapes and names cannot all place: say which and why, write nothing."""
+    ma = next((m for m in report.models if m.section_index == f.section), None)
+    rm = None if ma is None else ma.roles.get(f.subgraph)
+    if rm is None or not rm.unassigned:
+        return
+    tensors = ma.model.subgraphs[rm.subgraph].tensors
+    whys: dict[str, list[str]] = {}
+    for i, why in rm.unassigned:
+        whys.setdefault(why, []).append(tensors[i].name)
+    detail = "; ".join(f"{len(names)} × {why} (e.g. '{names[0]}')" for why, names in whys.items())
+    raise SurgeryError(f"{report.file.path}: the pruned drafter at {f.where} has no operators left and "
+                       f"{len(rm.unassigned)} of its weights cannot be placed from shapes and names: {detail}. "
+                       "Without dataflow the RMS-norm scales (all [D]) are ambiguous unless names say which is which; "
+                       "describe the layout in a recipe (--recipe FILE, docs/recipes.md) to rebuild it")
+
+
 def plan_restore(report: Report, *, drafter: str | None = None, signature_name: str | None = None,
                  recipe: str | None = None, accept_link_failures: bool = False) -> RestorePlan:
     """Map every hidden finding to a step and run the link gate.
@@ -105,6 +122,8 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
             if f.kind == "named_orphans" and recipe is None:
                 raise UsageError(f"{path}: {len(f.tensors)} orphan tensors at {f.where} are named like MTP weights but "
                                  "match no built-in layout; describe it in a recipe file and pass --recipe FILE")
+            if f.kind == "pruned_ops" and recipe is None:
+                _refuse_ambiguous_roles(report, f)
             name = recipe or default_recipe_for(f.kind)
             plan.steps.append(Step("rebuild", f"rebuild the operators of {f.where} from recipe '{name}' "
                                               f"({len(f.tensors)} orphan weights)", f, recipe=name))

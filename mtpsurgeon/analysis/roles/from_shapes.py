@@ -30,7 +30,12 @@ NAME_ROLES: list[tuple[tuple[str, ...], str]] = [
     (("pre", "feedforward", "layernorm"), "pre_feedforward_layernorm"),
     (("post", "feedforward", "layernorm"), "post_feedforward_layernorm"),
     (("layer", "scalar"), "layer_scalar"), (("maybe", "rope"), "rope_table"),
+    (("pre", "projection"), "pre_projection"), (("pre", "proj"), "pre_projection"),
+    (("post", "projection"), "post_projection"), (("post", "proj"), "post_projection"),
+    (("embed", "tokens"), "lm_head"), (("lm", "head"), "lm_head"), (("embedder", "decode"), "lm_head"),
 ]
+#: Roles that belong to the whole drafter, not to a block.
+_TOP = {"pre_projection", "post_projection", "lm_head", "rope_table"}
 _TOKEN = re.compile(r"[a-z]+[0-9]*|[0-9]+")
 _LAYER = re.compile(r"layers?[._/]?(\d+)", re.IGNORECASE)
 
@@ -57,6 +62,10 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
     """Roles of orphaned drafter weights with hidden ``D``, backbone ``H`` and (base) ``vocab``, ``kv_heads``."""
     rm = RoleMap(subgraph, "shapes")
     rm.arch.update(hidden=D, backbone_hidden=H, vocab=vocab)
+    # Converter constants (shape vectors, axes, eps and fill scalars) are not weights; a learned scalar
+    # (layer_scalar) is placed only when its name says so.
+    tensors = [t for t in tensors if t.dtype.name not in ("INT32", "INT64")
+               and (t.num_elements > 1 or _name_role(t.name) == "layer_scalar")]
     taken: set[int] = set()
 
     def unique(shape: tuple[int, ...], kind: str, why: str) -> None:
@@ -85,8 +94,8 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
         if not _fits(role, shape, D):
             rm.unassigned.append((t.index, f"its name says {role} but its shape {list(t.shape)} does not fit one (D={D})"))
             continue
-        n = int(layer.group(1)) if layer else None
-        if n is None and role != "rope_table":
+        n = int(layer.group(1)) if layer and role not in _TOP else None
+        if n is None and role not in _TOP:
             rm.unassigned.append((t.index, f"its name says {role} but names no block"))
             continue
         rm.roles[t.index] = Role(role, n, f"name '{t.name}' says {role}" + (f" of block {n}" if n is not None else "")
@@ -126,6 +135,10 @@ def _fits(role: str, shape: tuple[int, ...], D: int) -> bool:
         return len(shape) == 2 and shape[1] == D
     if role in ("o_proj", "down_proj"):
         return len(shape) == 2 and shape[0] == D
+    if role in ("pre_projection", "lm_head"):
+        return len(shape) == 2 and shape[0 if role == "pre_projection" else 1] == D
+    if role == "post_projection":
+        return len(shape) == 2 and shape[1] == D
     if role.endswith("layernorm"):
         return shape == (D,)
     if role == "q_norm":
