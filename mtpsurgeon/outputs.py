@@ -34,7 +34,7 @@ import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from mtpsurgeon.errors import MtpSurgeonError, OutputError, OutputExistsError
+from mtpsurgeon.errors import OutputError, OutputExistsError
 
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 

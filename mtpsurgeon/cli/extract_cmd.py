@@ -7,7 +7,7 @@ import click
 from rich.table import Table
 
 from mtpsurgeon.analysis import analyze
-from mtpsurgeon.cli.render.console import byte_progress, print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.console import byte_progress, print_json, status_line, stdout_console
 from mtpsurgeon.cli.render.escape import text
 from mtpsurgeon.cli.render.formatting import human_bytes, human_count
 from mtpsurgeon.extract.dump import total_input_bytes
@@ -42,7 +42,7 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
         result = run_extract(report, selections, out, dtype=dtype, names=names, models=not no_models, force=force,
                              progress=advance)
     for stale in result.cleaned:
-        stderr_console().print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
+        status_line(f"removed {stale}, a temporary file left by an earlier run that was killed")
     if as_json:
         print_json({
             "file": model, "output": str(out), "models": result.models,

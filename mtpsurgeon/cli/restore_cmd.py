@@ -7,7 +7,7 @@ import click
 
 from mtpsurgeon.analysis import analyze
 from mtpsurgeon.cli.inputs import recipe_file, require_base
-from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.console import print_json, status_line, stdout_console
 from mtpsurgeon.cli.render.escape import plain, text
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.surgery.plan import NothingToRestore, plan_restore
@@ -40,7 +40,6 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
     report = analyze(model, base=base)
     require_base(report, base)
-    err = stderr_console()
     try:
         plan = plan_restore(report, drafter=drafter, signature_name=signature_name, recipe=recipe,
                             accept_link_failures=accept_link_failures)
@@ -49,7 +48,7 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
             print_json({"file": model, "plan": [], "status": "nothing-to-do", "verdict": report.verdict.status,
                         "message": str(exc)})
         else:
-            (stdout_console() if exc.exit_code == 0 else err).print(text(exc))
+            status_line(str(exc), err=exc.exit_code != 0)
         raise SystemExit(exc.exit_code)
     out = Path(output) if output else _default_out(model)
     if no_dump and dump:
@@ -73,7 +72,7 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
         result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance,
                          inputs=[base, recipe_file(recipe)])
     for stale in result.cleaned:
-        err.print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
+        status_line(f"removed {stale}, a temporary file left by an earlier run that was killed")
     if as_json:
         print_json({"file": model, "output": str(result.output), "dump": str(result.dump) if result.dump else None,
                     "dumps": [str(p) for p in result.dumps], "plan": lines, "relinked_tensors": result.relinked,
