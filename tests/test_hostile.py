@@ -346,3 +346,37 @@ def test_inexact_quantization_is_skipped_with_a_note(tmp_path):
     assert "NaN or infinite" in skipped["nan_scale"] and "no scales" in skipped["zero_points_only"]
     weights = load_file(str(out / "odd.f32.safetensors"))
     assert set(weights) == {"good"} and weights["good"].dtype == np.float32 and np.isfinite(weights["good"]).all()
+
+
+# -- malformed models that inspect accepts but surgery cannot re-encode ------------------------
+
+def _overlong_sparsity_vector(tmp_path: Path) -> Path:
+    """The unsigned drafter with a sparsity table whose vector length is 0x7fffffff.
+
+    inspect does not read sparsity, so it accepts the file; the IR import (the
+    flatbuffer object API) reads every field and fails on it.
+    """
+    import struct
+
+    m = fb.ModelT.InitFromPackedBuf(UNSIGNED.read_bytes(), 0)
+    sp = fb.SparsityParametersT()
+    sp.traversalOrder = [0x11223344, 0x55667788]
+    m.subgraphs[0].tensors[0].sparsity = sp
+    path = pack(m, tmp_path / "sparse.tflite")
+    buf = bytearray(path.read_bytes())
+    marker = struct.pack("<II", 0x11223344, 0x55667788)
+    assert buf.count(marker) == 1
+    struct.pack_into("<I", buf, buf.find(marker) - 4, 0x7FFFFFFF)
+    path.write_bytes(buf)
+    return path
+
+
+def test_ir_import_failure_is_a_one_line_exit_2(tmp_path):
+    evil = _overlong_sparsity_vector(tmp_path)
+    before = snapshot(evil)
+    assert run("inspect", evil).returncode == 0
+    line = one_line_error(run("restore", evil, "-o", tmp_path / "out" / "o.tflite"), 2)
+    assert str(evil) in line and "malformed" in line
+    line = one_line_error(run("extract", evil, "-o", tmp_path / "x", "--subgraph", "0"), 2)
+    assert str(evil) in line and "malformed" in line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x").exists() and snapshot(evil) == before
