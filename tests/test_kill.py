@@ -7,7 +7,6 @@ run removes them and says so.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import signal
 import subprocess
