@@ -92,3 +92,19 @@ def test_kill_9_leaves_the_whole_set_or_nothing(tmp_path, verb):
             assert not _partials(dest) and _digests(dest, names) == expected
     print(verb, outcomes)
     assert outcomes["partials left"] >= 1  # the kills did land while files were being written
+
+
+def test_sigterm_cleans_up_its_temporary_files(tmp_path):
+    dest = tmp_path / "d"
+    proc = subprocess.Popen(_argv("restore", dest), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not _partials(dest) and proc.poll() is None and time.monotonic() - t0 < 60:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    if proc.returncode == 0:  # finished before the signal landed: the whole set is there
+        assert _visible(dest) == sorted(COMMANDS["restore"][1])
+    else:
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+        assert not dest.exists() or not list(dest.rglob("*"))

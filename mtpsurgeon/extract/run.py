@@ -49,7 +49,7 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
     out_dir = Path(out_dir)
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise OutputError(out_dir, "exists and is not a directory")
-    base = safe_component(Path(file.path).stem, "model")
+    base = Path(file.path).stem  # the user's own file name: kept as given
     multi = len(selections) > 1
     source_sha = file.source.sha256()
     result = ExtractResult()
