@@ -12,7 +12,8 @@ and runs one command on it in a forked child (the CLI in-process, as
 * the exit code is 0, 1 or 2 (no signal, no other code);
 * stderr has no ``Traceback`` and no ``internal error``;
 * it ends within ``--timeout`` seconds and its peak RSS stays under ``--max-rss-mb``;
-* the input's bytes and mtime are unchanged;
+* every input's bytes and mtime are unchanged (for restore with ``--drafter`` /
+  ``--base``, half the runs mutate that file instead of MODEL);
 * the destination holds nothing at all (not even a temporary file) unless the exit code is 0.
 
 Run ``i`` of seed ``s`` is reproducible on its own: ``--seed s --only i --save DIR``.
@@ -109,8 +110,9 @@ class Case:
     mutation: str
     command: str
     args: list[str]
-    input: Path
+    input: Path  #: the mutated file
     dest: Path
+    inputs: list[Path] = field(default_factory=list)  #: every input file (must stay unchanged)
 
 
 @dataclass
@@ -135,7 +137,6 @@ def make_case(seed: int, index: int, files: list[Path], work: Path) -> Case:
     inp = folder / "in" / fixture.name
     inp.parent.mkdir()
     inp.write_bytes(data)
-    os.utime(inp, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
     dest = folder / "dest"
     if command == "inspect":
         args = ["inspect", str(inp)]
@@ -146,13 +147,25 @@ def make_case(seed: int, index: int, files: list[Path], work: Path) -> Case:
         args += rng.choice([[], [], ["--orphans"], ["--all"]])
     else:
         args = ["restore", str(inp), "-o", str(dest / f"out{fixture.suffix}")]
+        extra = None
         if "no-drafter" in fixture.name:
-            args += ["--drafter", str(FIXTURES / "mtp_drafter.tflite")]
-        if fixture.suffix == ".tflite" and "drafter" in fixture.name:
-            args += ["--base", str(FIXTURES / "gemma4-mini.litertlm")]
+            extra = ("--drafter", FIXTURES / "mtp_drafter.tflite")
+        elif fixture.suffix == ".tflite" and "drafter" in fixture.name:
+            extra = ("--base", FIXTURES / "gemma4-mini.litertlm")
+        if extra is not None:
+            option, path = extra
+            side = folder / "in" / f"side-{path.name}"
+            if rng.random() < 0.5:  # mutate the --drafter / --base file instead of MODEL
+                side.write_bytes(mutate(path.read_bytes(), rng)[0])
+                inp.write_bytes(fixture.read_bytes())
+                desc = f"{option} {desc}"
+            else:
+                side.write_bytes(path.read_bytes())
+            args += [option, str(side)]
         if rng.random() < 0.3:
             args += ["--no-verify"]
-    return Case(index, fixture, desc, command, args, inp, dest)
+    files = sorted(p for p in (folder / "in").iterdir())
+    return Case(index, fixture, desc, command, args, inp, dest, files)
 
 
 def _child(args: list[str], out_fd: int, err_fd: int, timeout: float, max_rss_mb: int) -> None:
@@ -188,7 +201,9 @@ def _child(args: list[str], out_fd: int, err_fd: int, timeout: float, max_rss_mb
 
 def run_case(case: Case, timeout: float = 120, max_rss_mb: int = 2048) -> Outcome:
     """Run one case in a forked child and check every invariant."""
-    before = (hashlib.sha256(case.input.read_bytes()).hexdigest(), case.input.stat().st_mtime_ns)
+    for p in case.inputs:
+        os.utime(p, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    before = [(hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in case.inputs]
     out_path, err_path = case.input.parent.parent / "stdout", case.input.parent.parent / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.monotonic()
@@ -213,7 +228,7 @@ def run_case(case: Case, timeout: float = 120, max_rss_mb: int = 2048) -> Outcom
         o.problems.append("internal error")
     if o.rss_mb > max_rss_mb:
         o.problems.append(f"peak RSS {o.rss_mb:.0f} MiB")
-    after = (hashlib.sha256(case.input.read_bytes()).hexdigest(), case.input.stat().st_mtime_ns)
+    after = [(hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in case.inputs]
     if after != before:
         o.problems.append("input changed")
     left = sorted(str(p.relative_to(case.dest)) for p in case.dest.rglob("*")) if case.dest.exists() else []
@@ -295,7 +310,8 @@ def campaign(seed: int = 1, runs: int | None = None, seconds: float | None = Non
             summary.add(o)
             if o.problems and save is not None:
                 save.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(o.case.input, save / f"run{o.case.index}-{o.case.fixture.name}")
+                for p in o.case.inputs:
+                    shutil.copyfile(p, save / f"run{o.case.index}-{p.name}")
             if not o.problems:
                 shutil.rmtree(o.case.dest.parent, ignore_errors=True)
             if progress and summary.runs % 100 == 0:

@@ -380,3 +380,16 @@ def test_ir_import_failure_is_a_one_line_exit_2(tmp_path):
     line = one_line_error(run("extract", evil, "-o", tmp_path / "x", "--subgraph", "0"), 2)
     assert str(evil) in line and "malformed" in line
     assert not (tmp_path / "out").exists() and not (tmp_path / "x").exists() and snapshot(evil) == before
+
+
+def test_tflite_role_on_a_non_tflite_section_is_bad_input(tmp_path):
+    """Found by the fuzz campaign: a zeroed header range left an embedder tag on a metadata section."""
+    from mtpsurgeon.formats.litertlm.writer import Retag, rewrite_container
+    from mtpsurgeon.formats.open import open_file
+
+    evil = tmp_path / "evil-base.litertlm"
+    rewrite_container(open_file(FIXTURES / "gemma4-mini.litertlm"), [Retag(0, {"model_type": "tf_lite_embedder"})], evil)
+    line = one_line_error(run("inspect", DRAFTER, "--base", evil), 2)
+    assert str(evil) in line and "not a TFLite model" in line
+    line = one_line_error(run("restore", UNSIGNED, "--base", evil, "-o", tmp_path / "o.tflite"), 2)
+    assert "not a TFLite model" in line and not (tmp_path / "o.tflite").exists()
