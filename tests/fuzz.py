@@ -249,13 +249,16 @@ class Summary:
     by_command: Counter = field(default_factory=Counter)
     problems: list[Outcome] = field(default_factory=list)
     max_seconds: float = 0.0
+    slowest: str = ""
     max_rss_mb: float = 0.0
 
     def add(self, o: Outcome) -> None:
         self.runs += 1
         self.codes[o.code if o.code is not None else f"signal {o.signal}"] += 1
         self.by_command[o.case.command] += 1
-        self.max_seconds = max(self.max_seconds, o.seconds)
+        if o.seconds > self.max_seconds:
+            self.max_seconds = o.seconds
+            self.slowest = f"run {o.case.index}: {o.case.fixture.name} {o.case.mutation} | {o.case.command}"
         self.max_rss_mb = max(self.max_rss_mb, o.rss_mb)
         if o.problems:
             self.problems.append(o)
@@ -264,7 +267,7 @@ class Summary:
         kinds = Counter(p.split(" ")[0] for o in self.problems for p in o.problems)
         out = [f"runs {self.runs} in {self.seconds:.0f} s; exit codes {dict(sorted(self.codes.items(), key=str))}; "
                f"commands {dict(sorted(self.by_command.items()))}",
-               f"slowest run {self.max_seconds:.1f} s; peak RSS {self.max_rss_mb:.0f} MiB",
+               f"slowest run {self.max_seconds:.1f} s ({self.slowest}); peak RSS {self.max_rss_mb:.0f} MiB",
                f"failing runs {len(self.problems)} {dict(kinds) if kinds else ''}".rstrip()]
         for o in self.problems[:20]:
             c = o.case

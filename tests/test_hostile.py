@@ -393,3 +393,13 @@ def test_tflite_role_on_a_non_tflite_section_is_bad_input(tmp_path):
     assert str(evil) in line and "not a TFLite model" in line
     line = one_line_error(run("restore", UNSIGNED, "--base", evil, "-o", tmp_path / "o.tflite"), 2)
     assert "not a TFLite model" in line and not (tmp_path / "o.tflite").exists()
+
+
+def test_a_megabyte_name_is_shown_cut(tmp_path):
+    """Found by fuzzing: a corrupt string length made a signature name 600 KB of table bytes."""
+    m = fb.ModelT.InitFromPackedBuf(DRAFTER.read_bytes(), 0)
+    m.signatureDefs[0].outputs[0].name = "logits" + "\x00" * 300_000
+    evil = pack(m, tmp_path / "long.tflite")
+    p = run("inspect", evil)
+    assert p.returncode == 0 and "(+" in p.stdout and "characters)" in p.stdout
+    assert len(p.stdout) < 50_000
