@@ -86,3 +86,27 @@ def test_stale_partials_of_dead_processes_only(tmp_path):
     with OutputSet() as outs:
         outs.add(out).write_bytes(b"a")
     assert outs.cleaned == [dead] and not dead.exists() and alive.exists() and other.exists()
+
+
+def test_verification_runs_before_anything_is_moved(tmp_path):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from mtpsurgeon.formats.safetensors import SafetensorsWriter
+    from mtpsurgeon.formats.safetensors.check import check_complete
+
+    good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
+    with pytest.raises(OutputError, match="incomplete safetensors"):
+        with OutputSet() as outs:
+            for p in (good, bad):
+                w = SafetensorsWriter(outs.add(p, check_complete))
+                w.add_array("x", np.arange(6, dtype=np.float32))
+                w.write({"format": "np"})
+            tmp = outs.files[1][1]
+            tmp.write_bytes(tmp.read_bytes()[:-4])  # cut short, as a full disk would
+    assert list(tmp_path.iterdir()) == []
+    with OutputSet() as outs:
+        w = SafetensorsWriter(outs.add(good, check_complete))
+        w.add_array("x", np.arange(6, dtype=np.float32))
+        w.write({"format": "np"})
+    assert load_file(str(good))["x"].tolist() == list(range(6))

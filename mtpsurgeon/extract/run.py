@@ -12,6 +12,7 @@ from mtpsurgeon.extract.dump import DumpReport, dump_safetensors
 from mtpsurgeon.extract.selection import Selection
 from mtpsurgeon.extract.standalone import extract_subgraph, write_section
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
+from mtpsurgeon.formats.safetensors.check import check_complete
 from mtpsurgeon.outputs import OutputSet
 from mtpsurgeon.paths import safe_component
 
@@ -74,7 +75,7 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
                 suffix = "" if dtype == "raw" else f".{dtype}"
                 path = out_dir / f"{stem}{suffix}.safetensors"
                 config = outs.add(out_dir / "config.json") if names == "hf" else None
-                d = dump_safetensors(sel.model, sel.tensors, outs.add(path), dtype=dtype, names=names, force=True,
+                d = dump_safetensors(sel.model, sel.tensors, outs.add(path, check_complete), dtype=dtype, names=names, force=True,
                                      progress=progress, section=sel.analysis.section_index, source_sha256=source_sha,
                                      config_path=config)
                 d.path = path

@@ -131,16 +131,17 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
 def _write_dump(outs: OutputSet, dumps, path: Path, dtype: str, progress, source: str) -> list[Path]:
     """The dump file(s), written into ``outs``; returns their final paths."""
     from mtpsurgeon.extract.dump import dump_safetensors
+    from mtpsurgeon.formats.safetensors.check import check_complete
 
     if len(dumps) != 1:
         # One model is the common case; several (e.g. retag + rebuild) get one file each.
         written = []
         for i, (model, tensors, section) in enumerate(dumps):
             p = path.with_name(f"{path.stem}.{i}{path.suffix}")
-            dump_safetensors(model, tensors, outs.add(p), dtype=dtype, force=True, progress=progress, section=section)
+            dump_safetensors(model, tensors, outs.add(p, check_complete), dtype=dtype, force=True, progress=progress, section=section)
             written.append(p)
         return written
     model, tensors, section = dumps[0]
-    dump_safetensors(model, tensors, outs.add(path), dtype=dtype, force=True, progress=progress, section=section,
+    dump_safetensors(model, tensors, outs.add(path, check_complete), dtype=dtype, force=True, progress=progress, section=section,
                      extra_metadata={"mtpsurgeon.restored_from": source})
     return [path]
