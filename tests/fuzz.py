@@ -280,9 +280,10 @@ def campaign(seed: int = 1, runs: int | None = None, seconds: float | None = Non
              only: int | None = None, save: Path | None = None, timeout: float = 120, max_rss_mb: int = 2048,
              progress: bool = False) -> Summary:
     """Run cases ``0..runs-1`` (or until ``seconds`` pass) of campaign ``seed``; ``jobs`` in parallel."""
-    from mtpsurgeon.cli import main as _preload  # noqa: F401  (import once, before forking)
-    import mtpsurgeon.surgery.restore  # noqa: F401
-    import mtpsurgeon.extract.run  # noqa: F401
+    import importlib
+
+    for name in ("mtpsurgeon.cli.main", "mtpsurgeon.surgery.restore", "mtpsurgeon.extract.run"):
+        importlib.import_module(name)  # import once, before forking
 
     files = fixtures()
     summary = Summary()
