@@ -138,7 +138,8 @@ def _write_dump(outs: OutputSet, dumps, path: Path, dtype: str, progress, source
         written = []
         for i, (model, tensors, section) in enumerate(dumps):
             p = path.with_name(f"{path.stem}.{i}{path.suffix}")
-            dump_safetensors(model, tensors, outs.add(p, check_complete), dtype=dtype, force=True, progress=progress, section=section)
+            dump_safetensors(model, tensors, outs.add(p, check_complete), dtype=dtype, force=True, progress=progress,
+                             section=section)
             written.append(p)
         return written
     model, tensors, section = dumps[0]
