@@ -32,9 +32,9 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from mtpsurgeon.errors import MtpSurgeonError, OutputError, OutputExistsError
+from mtpsurgeon.errors import OutputError, OutputExistsError
 
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 
@@ -135,6 +135,7 @@ class OutputSet:
         self.force = force
         self.inputs = [Path(p) for p in inputs if p is not None]
         self.files: list[tuple[Path, Path]] = []  #: (destination, temporary name)
+        self._verify: dict[Path, Callable[[Path], None]] = {}
         self.cleaned: list[Path] = []  #: stale temporary files of earlier killed runs, removed
         self.created_dirs: list[Path] = []  #: folders made for the outputs (removed again on failure if empty)
         self.committed = False
@@ -143,8 +144,11 @@ class OutputSet:
         """Apply the policy to ``path`` without adding it (for early refusal)."""
         return check_output(path, self.force, self.inputs)
 
-    def add(self, path: str | os.PathLike) -> Path:
-        """Register ``path`` as an output; return the temporary name to write it under."""
+    def add(self, path: str | os.PathLike, verify: Callable[[Path], None] | None = None) -> Path:
+        """Register ``path`` as an output; return the temporary name to write it under.
+
+        ``verify(temporary path)`` runs before the set is moved into place and may raise.
+        """
         final = self.check(path)
         if any(_same_name(final, f) for f, _ in self.files):
             raise OutputError(final, "is written twice by this command (two outputs with the same name)")
@@ -162,6 +166,8 @@ class OutputSet:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         self.files.append((final, tmp))
+        if verify is not None:
+            self._verify[tmp] = verify
         return tmp
 
     def final(self, tmp: str | os.PathLike) -> Path:
@@ -176,6 +182,8 @@ class OutputSet:
         for final, tmp in self.files:
             if not tmp.exists():
                 raise OutputError(final, "nothing was written")
+            if tmp in self._verify:
+                self._verify[tmp](tmp)
             self.check(final)  # the destination may have changed while we wrote
         done: list[Path] = []
         try:

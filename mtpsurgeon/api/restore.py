@@ -14,6 +14,7 @@ from mtpsurgeon.api.inspect import analysed
 from mtpsurgeon.api.results import RestoreResult, VerifyRun
 from mtpsurgeon.errors import NothingToRestore, SurgeryError
 from mtpsurgeon.extract.dump import dump_safetensors
+from mtpsurgeon.formats.safetensors.check import check_complete
 from mtpsurgeon.outputs import OutputSet
 from mtpsurgeon.surgery.plan import plan_restore
 from mtpsurgeon.surgery.recipe.format import builtin_recipes
@@ -124,11 +125,11 @@ def write_dump(outs: OutputSet, weights: list[RelinkedWeights], path: Path, *, d
         written = []
         for i, w in enumerate(weights):
             p = path.with_name(f"{path.stem}.{i}{path.suffix}")
-            dump_safetensors(w.model, w.tensors, outs.add(p), dtype=dtype, force=True, progress=progress,
+            dump_safetensors(w.model, w.tensors, outs.add(p, check_complete), dtype=dtype, force=True, progress=progress,
                              section=w.section)
             written.append(p)
         return written
     w = weights[0]
-    dump_safetensors(w.model, w.tensors, outs.add(path), dtype=dtype, force=True, progress=progress, section=w.section,
+    dump_safetensors(w.model, w.tensors, outs.add(path, check_complete), dtype=dtype, force=True, progress=progress, section=w.section,
                      extra_metadata={"mtpsurgeon.restored_from": source})
     return [Path(path)]

@@ -5,7 +5,7 @@ import click
 from rich.table import Table
 
 from mtpsurgeon.api import extract
-from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.console import print_json, status_line, stdout_console
 from mtpsurgeon.cli.render.escape import text
 from mtpsurgeon.cli.render.formatting import human_bytes, human_count
 from mtpsurgeon.cli.render.progress import sized_progress
@@ -41,7 +41,7 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
                          names=names, models=not no_models, force=force, progress=advance,
                          allow_partial=allow_partial, check_parity=check_parity)
     for stale in result.removed_stale or []:
-        stderr_console().print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
+        status_line(f"removed {stale}, a temporary file left by an earlier run that was killed")
     if as_json:
         print_json(result.to_json())
         _parity_exit(result)

@@ -9,7 +9,7 @@ from mtpsurgeon.api import restore
 from mtpsurgeon.api.results import RestoreResult
 from mtpsurgeon.cli.bench_options import bench_options, run_bench
 from mtpsurgeon.cli.render.bench_view import render_bench
-from mtpsurgeon.cli.render.console import byte_progress, print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.render.console import byte_progress, print_json, status_line, stdout_console
 from mtpsurgeon.cli.render.escape import text
 from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
 
@@ -69,12 +69,12 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
             print_json(planned[0].to_json())
         raise
     for stale in result.removed_stale or []:
-        stderr_console().print(text(f"removed {stale}, a temporary file left by an earlier run that was killed"))
+        status_line(f"removed {stale}, a temporary file left by an earlier run that was killed")
     if result.status == "nothing-to-do":
         if as_json:
             print_json(result.to_json())
         else:
-            stdout_console().print(text(result.message))
+            status_line(result.message, err=False)
         return
     if with_bench:
         result = dataclasses.replace(result, bench=run_bench(

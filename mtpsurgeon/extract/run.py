@@ -13,6 +13,7 @@ from mtpsurgeon.extract.hf_card import model_card
 from mtpsurgeon.extract.selection import Selection
 from mtpsurgeon.extract.standalone import extract_subgraph, write_section
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
+from mtpsurgeon.formats.safetensors.check import check_complete
 from mtpsurgeon.outputs import OutputSet
 from mtpsurgeon.paths import safe_component
 
@@ -60,7 +61,7 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
     out_dir = Path(out_dir)
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise OutputError(out_dir, "exists and is not a directory")
-    base = safe_component(Path(file.path).stem, "model")
+    base = Path(file.path).stem  # the user's own file name: kept as given
     multi = len(selections) > 1
     source_sha = file.source.sha256()
     result = ExtractResult()
@@ -85,17 +86,18 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
                 # A folder transformers loads as is: model.safetensors + config.json + README.md.
                 folder = out_dir / stem if multi else out_dir
                 path, config, card = folder / "model.safetensors", folder / "config.json", folder / "README.md"
-                d = dump_safetensors(sel.model, sel.tensors, outs.add(path), dtype=dtype, names=names, force=True,
-                                     progress=progress, section=sel.analysis.section_index, source_sha256=source_sha,
-                                     config_path=outs.add(config), roles=_drafter_roles(sel), allow_partial=allow_partial)
+                d = dump_safetensors(sel.model, sel.tensors, outs.add(path, check_complete), dtype=dtype, names=names,
+                                     force=True, progress=progress, section=sel.analysis.section_index,
+                                     source_sha256=source_sha, config_path=outs.add(config), roles=_drafter_roles(sel), allow_partial=allow_partial)
                 outs.add(card).write_text(model_card(d, Path(file.path).name, source_sha, sel.analysis.where))
                 d.path, d.config_path = path, config
                 result.dumps.append(d)
             elif sel.tensors:
                 suffix = "" if dtype == "raw" else f".{dtype}"
                 path = out_dir / f"{stem}{suffix}.safetensors"
-                d = dump_safetensors(sel.model, sel.tensors, outs.add(path), dtype=dtype, names=names, force=True,
-                                     progress=progress, section=sel.analysis.section_index, source_sha256=source_sha)
+                d = dump_safetensors(sel.model, sel.tensors, outs.add(path, check_complete), dtype=dtype, names=names,
+                                     force=True, progress=progress, section=sel.analysis.section_index,
+                                     source_sha256=source_sha)
                 d.path = path
                 result.dumps.append(d)
     result.cleaned = list(outs.cleaned)

@@ -57,7 +57,8 @@ def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Mod
 
     Binding evidence from recipe rebuilds is appended to ``notes``.
     """
-    ir = Model.from_tflite(model)
+    with malformed_model(model.path, f"reading {model.label or 'the model'} into the IR"):
+        ir = Model.from_tflite(model)
     keys: list[str] = []
     relinked: list[tuple[int, int]] = []
     for step in steps:
@@ -110,17 +111,17 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
                 by_section.setdefault(f.section, []).append(step)
         for index, steps in by_section.items():
             model = src.model(index)
-            with malformed_model(src.path, f"patching section {index}"):
-                ir, keys, relinked = _patch_model(model, steps, report.base, result.notes)
+            ir, keys, relinked = _patch_model(model, steps, report.base, result.notes)
+            with malformed_model(src.path, f"encoding patched section {index}"):
                 data = tflite_bytes(ir)
             edits.append(Replace(index, data))
             to_run.append((data, f"section {index}", keys))
             weights.append(RelinkedWeights(model, [model.tensor(sg, i) for sg, i in relinked], index))
-        with malformed_model(src.path, "writing the patched container"):
+        with malformed_model(src.path, "encoding the patched container"):
             rewrite_container(src, edits, tmp, force=True)
     else:
-        with malformed_model(src.path, "patching the model"):
-            ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
+        ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
+        with malformed_model(src.path, "encoding the patched model"):
             write_tflite(ir, tmp, force=True)
         to_run = [(tmp.read_bytes(), "model", keys)]
         weights.append(RelinkedWeights(src, [src.tensor(sg, i) for sg, i in relinked], None))

@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any, Callable, Iterator
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
@@ -17,6 +18,13 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, emoji=False)
+
+
+def status_line(message: str, err: bool = True) -> None:
+    """One unwrapped line (stderr by default) with file-derived text made safe."""
+    from mtpsurgeon.cli.render.escape import plain
+
+    click.echo(plain(message), err=err)
 
 
 def print_json(data: Any) -> None:

@@ -26,12 +26,22 @@ def _visible(ch: str) -> str:
     return ch
 
 
-def plain(value: Any) -> str:
-    """``value`` as text with every control/format character shown as ``\\xNN`` (never emitted raw)."""
+#: Longest file-derived string a view shows; a corrupt length can make a "name" megabytes long.
+DISPLAY_LIMIT = 400
+
+
+def plain(value: Any, limit: int | None = None) -> str:
+    """``value`` as text with every control/format character shown as ``\\xNN`` (never emitted raw).
+
+    With ``limit``, a longer string is cut and says how much was left out.
+    """
     text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(_visible(ch) for ch in text)
+    cut = ""
+    if limit is not None and len(text) > limit:
+        text, cut = text[:limit], f"… (+{len(text) - limit} characters)"
+    if not text.isprintable():
+        text = "".join(_visible(ch) for ch in text)
+    return text + cut
 
 
 def text(value: Any, style: str = "") -> Text:
@@ -39,12 +49,12 @@ def text(value: Any, style: str = "") -> Text:
     return Text(plain(value), style=style)
 
 
-def plain_tree(data: Any) -> Any:
+def plain_tree(data: Any, limit: int | None = DISPLAY_LIMIT) -> Any:
     """A copy of a JSON-like tree with every string passed through :func:`plain` (keys too)."""
     if isinstance(data, str):
-        return plain(data)
+        return plain(data, limit)
     if isinstance(data, dict):
-        return {plain_tree(k): plain_tree(v) for k, v in data.items()}
+        return {plain_tree(k, limit): plain_tree(v, limit) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return [plain_tree(v) for v in data]
+        return [plain_tree(v, limit) for v in data]
     return data

@@ -86,7 +86,8 @@ class LiteRTLMContainer:
         if index not in self._models:
             s = self.sections[index]
             if not s.is_tflite:
-                raise ValueError(f"section {index} holds {s.data_type_name}, not a TFLite model")
+                raise MalformedFileError(self.path, f"section {index} (model_type '{s.model_type}') holds {s.data_type_name}, "
+                                                    "not a TFLite model")
             self._models[index] = read_tflite(self.source, s.begin, s.size, label=f"section {index} ({s.model_type or 'untagged'})")
         return self._models[index]
 
