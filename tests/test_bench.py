@@ -151,3 +151,12 @@ def test_summary_arithmetic_and_a_changed_text_is_broken():
     assert r.mismatched_prompts == [1] and not r.greedy_identical and r.verdict_kind == "broken"
     ok = summarize("m.litertlm", "cpu", 3, 32, runs[:3] + [_run(True, 2, ["a b", "c d"], 130.0, 0.25)])
     assert ok.greedy_identical and ok.verdict == "MTP speeds decoding up 1.4× here"
+
+
+def test_build_drafter_bench_measures_what_it_wrote(tmp_path):
+    out = tmp_path / "built.litertlm"
+    p = mtpsurgeon("build-drafter", FIXTURES / "assistant", "--base", FIXTURES / "hidden/no-drafter.litertlm", "-o", out,
+                   "--no-rope", "--bench", "--prompts", PROMPTS, "--max-tokens", 16, "--repeats", 1, "--json")
+    r = json.loads(p.stdout)
+    assert r["output"] == str(out) and r["bench"]["file"] == str(out)
+    assert r["bench"]["greedy_identical"] is True and r["bench"]["on"]["success_rate"] > 0

@@ -93,6 +93,11 @@ def test_jax_float_twin_parity_with_transformers(tmp_path):
     p = subprocess.run([sys.executable, "-m", "mtpsurgeon", "extract", str(src), "-o", str(out), "--dtype", "f32",
                         "--names", "hf", "--no-models"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+    import transformers
+
+    model, info = transformers.AutoModelForCausalLM.from_pretrained(str(out), output_loading_info=True)
+    assert type(model).__name__ == "Gemma4AssistantForCausalLM"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]  # strict
     rm, _ = _drafter_roles("mtp_drafter_f32.tflite")
     res = check_parity(out, src, rm, samples=30)
     assert res.passed(), res.to_json()

@@ -9,6 +9,8 @@ from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_con
 from mtpsurgeon.cli.render.escape import text
 from mtpsurgeon.errors import UsageError
 from mtpsurgeon.api.build_drafter import MODES, BuildRefused, build_drafter
+from mtpsurgeon.cli.bench_options import bench_options, run_bench
+from mtpsurgeon.cli.render.bench_view import render_bench
 
 _KINDS = {"sliding": "sliding_attention", "full": "full_attention"}
 
@@ -40,9 +42,15 @@ def _kv_layers(value: str | None) -> dict[str, int] | None:
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Run the drafter in the LiteRT interpreter with the base's KV shapes/dtypes before writing.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output (never an input).")
+@click.option("--bench", "with_bench", is_flag=True,
+              help="Then measure the written container with the LiteRT-LM engine (as `bench`).")
+@bench_options("With --bench: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace, verify, force, as_json):
+def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace, verify, force, with_bench,
+            prompts_file, max_tokens, repeats, backend, chat_template, as_json):
     """Build a LiteRT-LM drafter from a Hugging Face gemma4_assistant CHECKPOINT and graft it into --base."""
+    if with_bench and not str(output).endswith(".litertlm"):
+        raise UsageError("--bench runs the LiteRT-LM engine on a container: write -o OUT.litertlm")
     err = stderr_console()
     live = err.is_terminal and not as_json
     status = err.status("building the drafter") if live else contextlib.nullcontext()
@@ -56,8 +64,13 @@ def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace
             print_json({"checkpoint": checkpoint, "base": base, "output": output, "refused": True,
                         "failing_checks": [c.to_json() for c in exc.checks]})
         raise
+    bench = None
+    if with_bench:
+        bench = run_bench(result.output, prompts_file=prompts_file, max_tokens=max_tokens, repeats=repeats,
+                          backend=backend, chat_template=chat_template, quiet=as_json)
     if as_json:
-        print_json(result.to_json())
+        print_json({**result.to_json(), "bench": bench.to_json() if bench is not None else None})
+        _bench_exit(bench)
         return
     console = stdout_console()
     console.print(text(f"built a {result.blocks}-block drafter ({result.parameters:,} parameters, "
@@ -69,3 +82,12 @@ def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace
         console.print(text(f"  verify '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}"))
     where = f" (section {result.section}, tf_lite_mtp_drafter)" if result.section is not None else ""
     console.print(text("wrote ", "green") + text(f"{result.output}{where}"))
+    if bench is not None:
+        render_bench(console, bench)
+    _bench_exit(bench)
+
+
+def _bench_exit(bench) -> None:
+    """Speculative decoding that changes greedy output is a failure (exit 1), as in `bench`."""
+    if bench is not None and not bench.greedy_identical:
+        raise SystemExit(1)
