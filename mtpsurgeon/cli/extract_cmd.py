@@ -29,8 +29,10 @@ from mtpsurgeon.extract.selection import select
               help="hf: transformers gemma4_assistant parameter names + config.json.")
 @click.option("--no-models", is_flag=True, help="Only the safetensors dump, no standalone .tflite files.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--hash-input", is_flag=True, help="Also hash the whole input file (recorded in the dumps and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, no_models, force, as_json):
+def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, no_models, force,
+            hash_input, as_json):
     """Write MODEL's MTP weights (or a selection) as safetensors and standalone models."""
     report = analyze(model)
     selections = select(report, orphans=orphans, everything=everything, section=section, subgraph=subgraph,
@@ -39,10 +41,10 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
     total = sum(total_input_bytes(s.model, s.tensors) for s in selections)
     with byte_progress("extracting", total, enabled=not as_json) as advance:
         result = run_extract(report, selections, out, dtype=dtype, names=names, models=not no_models, force=force,
-                             progress=advance)
+                             progress=advance, hash_input=hash_input)
     if as_json:
         print_json({
-            "file": model, "output": str(out), "models": result.models,
+            "file": model, "output": str(out), "input_sha256": result.source_sha256, "models": result.models,
             "dumps": [{"path": str(d.path), "dtype": d.dtype, "names": d.names, "tensors": d.tensors,
                        "companions": d.companions, "parameters": d.parameters, "bytes_in": d.bytes_in,
                        "bytes_out": d.bytes_out, "notes": d.notes,

@@ -29,8 +29,10 @@ def _default_out(model: str) -> Path:
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Run changed signatures in the LiteRT interpreter.")
 @click.option("--dry-run", is_flag=True, help="Print the plan only.")
 @click.option("--force", is_flag=True, help="Overwrite outputs; write even if link checks fail (with a warning).")
+@click.option("--hash-input", is_flag=True, help="Also hash the whole input file (recorded in the dumps and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
-def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force, as_json):
+def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force, hash_input,
+            as_json):
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
     report = analyze(model, base=base)
     err = stderr_console()
@@ -57,9 +59,11 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
     from mtpsurgeon.cli.render.console import byte_progress
 
     with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
-        result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance)
+        result = execute(plan, out, force=force, dump=dump_path, dump_dtype=dtype, verify=verify, progress=advance,
+                         hash_input=hash_input)
     if as_json:
         print_json({"file": model, "output": str(result.output), "dump": str(result.dump) if result.dump else None,
+                    "dumps": [str(p) for p in result.dumps], "input_sha256": result.input_sha256,
                     "plan": lines, "relinked_tensors": result.relinked, "binding": result.notes,
                     "verify": [vars(r) for r in result.runs]})
         return
@@ -68,4 +72,9 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
         console.print(f"  {note}", markup=False)
     for r in result.runs:
         console.print(f"  verify {r.label} '{r.signature}': {'ok' if r.ok else 'FAILED'} — {r.detail}", markup=False)
-    console.print(f"[green]wrote[/] {result.output}" + (f" and {result.dump} ({result.relinked} re-linked tensors)" if result.dump else ""))
+    dumps = " and " + ", ".join(map(str, result.dumps)) + f" ({result.relinked} re-linked tensors)" if result.dumps else ""
+    from rich.markup import escape
+
+    console.print(f"[green]wrote[/] {escape(str(result.output) + dumps)}")
+    if result.input_sha256:
+        console.print(f"  input sha256 {result.input_sha256}", markup=False)

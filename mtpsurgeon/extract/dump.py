@@ -116,6 +116,7 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
                      dtype: str = "raw", names: str = "original", force: bool = False,
                      progress: Callable[[int], None] | None = None, extra_metadata: dict[str, str] | None = None,
                      *, section: int | str | None = None, source_sha256: str | None = None,
+                     section_sha256: str | None = None,
                      config_path: str | os.PathLike | None = None, num_key_value_heads: int | None = None,
                      hf_config_overrides: dict | None = None,
                      chunk_elements: int = CHUNK_ELEMENTS) -> DumpReport:
@@ -125,7 +126,11 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
     With ``names='hf'`` a ``config.json`` is written beside the file (or to
     ``config_path``; ``hf_config_overrides`` sets fields the weights cannot
     tell, e.g. ``sliding_window``). ``section`` records the container section the model came
-    from; ``source_sha256`` saves re-hashing the source file when known.
+    from. Provenance hashes: the model's own bytes are always recorded
+    (``mtpsurgeon.section_sha256`` for a section, ``mtpsurgeon.source_sha256``
+    for a standalone .tflite), hashed here unless passed in
+    (``section_sha256``); a container's own sha256 only when passed as
+    ``source_sha256`` — hashing a multi-GB file is the caller's choice.
     """
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
@@ -183,7 +188,7 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
                                  lambda a=arr: iter((_cast(a, dtype),)), {"default": "1.0 (transformers' init)"}))
 
     plan.sort(key=lambda p: -DTYPE_SIZES[p.st_dtype])  # widest first: every tensor naturally aligned
-    metadata = _metadata(model, plan, dtype, names, section, source_sha256, extra_metadata)
+    metadata = _metadata(model, plan, dtype, names, section, source_sha256, section_sha256, extra_metadata)
     with atomic_output(out_path, force) as tmp:
         writer = SafetensorsWriter(tmp)
         for p in plan:
@@ -312,20 +317,24 @@ def _raw_chunks(model: "TFLiteModel", t: TensorRecord, nbytes: int, progress: Ca
 
 
 def _metadata(model: "TFLiteModel", plan: list[_Planned], dtype: str, names: str, section: int | str | None,
-              source_sha256: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+              source_sha256: str | None, section_sha256: str | None, extra: dict[str, str] | None) -> dict[str, str]:
     from mtpsurgeon import __version__
 
+    whole_file = model.offset == 0 and model.length == model.source.size
+    if source_sha256 is None and whole_file:
+        source_sha256 = section_sha256 or model.sha256()
     meta = {
         "format": "np",
         "mtpsurgeon.version": __version__,
         "mtpsurgeon.source": model.path.name,
-        "mtpsurgeon.source_sha256": source_sha256 or model.source.sha256(),
+        **({"mtpsurgeon.source_sha256": source_sha256} if source_sha256 else {}),
         "mtpsurgeon.dtype": dtype,
         "mtpsurgeon.names": names,
     }
     if section is not None:
         meta["mtpsurgeon.section"] = str(section)
-        meta["mtpsurgeon.section_sha256"] = model.sha256()
+    if section is not None or (section_sha256 and not whole_file):
+        meta["mtpsurgeon.section_sha256"] = (source_sha256 if whole_file else None) or section_sha256 or model.sha256()
     if model.label:
         meta["mtpsurgeon.model"] = model.label
     meta["mtpsurgeon.tensors"] = json.dumps({p.name: p.info for p in plan}, separators=(",", ":"))

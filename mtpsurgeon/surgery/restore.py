@@ -29,6 +29,8 @@ class RestoreResult:
     runs: list[SignatureRun] = field(default_factory=list)
     relinked: int = 0
     notes: list[str] = field(default_factory=list)  #: how recipes bound the orphan weights
+    dumps: list[Path] = field(default_factory=list)  #: every safetensors file written
+    input_sha256: str | None = None  #: the input file's sha256 (``hash_input`` only)
 
 
 def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Model, list[str], list[tuple[int, int]]]:
@@ -53,8 +55,14 @@ def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Mod
 
 
 def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, dump: str | os.PathLike | None = None,
-            dump_dtype: str = "raw", verify: bool = True, progress: Callable[[int], None] | None = None) -> RestoreResult:
-    """Write the patched model (and the dump) atomically; the input is never touched."""
+            dump_dtype: str = "raw", verify: bool = True, progress: Callable[[int], None] | None = None,
+            hash_input: bool = False) -> RestoreResult:
+    """Write the patched model (and the dump) atomically; the input is never touched.
+
+    Sections a container edit leaves alone are copied by the kernel and not
+    hashed; the dumps record the hash of each section written, taken while it
+    was written. The input's own sha256 is computed only with ``hash_input``.
+    """
     report = plan.report
     src = report.file
     out = Path(out)
@@ -64,7 +72,7 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
     if dump is not None:
         check_writable(dump, force)
     result = RestoreResult(out, Path(dump) if dump is not None else None)
-    dumps: list[tuple[TFLiteModel, list[TensorRecord], int | None]] = []
+    dumps: list[tuple[TFLiteModel, list[TensorRecord], int | None, int | None]] = []  # + output section index
     with atomic_output(out, force) as tmp:
         if isinstance(src, LiteRTLMContainer):
             edits: list[Edit] = []
@@ -76,12 +84,12 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
                     edits.append(graft_edit(plan.drafter))
                     to_run.append((plan.drafter.data, "grafted drafter", [plan.drafter.match.io.signature_key]))
                     d = plan.drafter.model
-                    dumps.append((d, weight_tensors(d), None))
+                    dumps.append((d, weight_tensors(d), None, len(src.sections)))  # appended last
                 elif step.kind == "retag":
                     edits.append(retag_edit(f.section))
                     to_run.append((src.section_bytes(f.section), f"section {f.section}", None))
                     m = src.model(f.section)
-                    dumps.append((m, weight_tensors(m), f.section))
+                    dumps.append((m, weight_tensors(m), f.section, f.section))
                 else:
                     by_section.setdefault(f.section, []).append(step)
             for index, steps in by_section.items():
@@ -90,13 +98,14 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
                 data = tflite_bytes(ir)
                 edits.append(Replace(index, data))
                 to_run.append((data, f"section {index}", keys))
-                dumps.append((model, [model.tensor(sg, i) for sg, i in relinked], index))
-            rewrite_container(src, edits, tmp, force=True)
+                dumps.append((model, [model.tensor(sg, i) for sg, i in relinked], index, None))  # bytes replaced
+            written = rewrite_container(src, edits, tmp, force=True)
+            dumps = [(m, ts, sec, written.section_sha256[o] if o is not None else None) for m, ts, sec, o in dumps]
         else:
             ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
             write_tflite(ir, tmp, force=True)
             to_run = [(tmp.read_bytes(), "model", keys)]
-            dumps.append((src, [src.tensor(sg, i) for sg, i in relinked], None))
+            dumps.append((src, [src.tensor(sg, i) for sg, i in relinked], None, None))
         if verify:
             for data, label, keys in to_run:
                 result.runs.extend(run_signatures(data, label, keys))
@@ -104,21 +113,21 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
             if failed:
                 raise SurgeryError(f"{out}: the patched model failed verification: "
                                    + "; ".join(f"{r.label} '{r.signature}': {r.detail}" for r in failed))
+    if hash_input:
+        result.input_sha256 = src.source.sha256()
     if dump is not None:
-        _write_dump(dumps, Path(dump), dump_dtype, force, progress, str(src.path))
-    result.relinked = sum(len(ts) for _, ts, _ in dumps)
+        result.dumps = _write_dump(dumps, Path(dump), dump_dtype, force, progress, str(src.path), result.input_sha256)
+    result.relinked = sum(len(ts) for _, ts, _, _ in dumps)
     return result
 
 
-def _write_dump(dumps, path: Path, dtype: str, force: bool, progress, source: str) -> None:
+def _write_dump(dumps, path: Path, dtype: str, force: bool, progress, source: str, source_sha: str | None) -> list[Path]:
+    """One file for one model; several (e.g. retag + rebuild) get ``STEM.N.safetensors`` each. Returns them all."""
     from mtpsurgeon.extract.dump import dump_safetensors
 
-    if len(dumps) != 1:
-        # One model is the common case; several (e.g. retag + rebuild) get one file each.
-        for i, (model, tensors, section) in enumerate(dumps):
-            p = path.with_name(f"{path.stem}.{i}{path.suffix}")
-            dump_safetensors(model, tensors, p, dtype=dtype, force=force, progress=progress, section=section)
-        return
-    model, tensors, section = dumps[0]
-    dump_safetensors(model, tensors, path, dtype=dtype, force=force, progress=progress, section=section,
-                     extra_metadata={"mtpsurgeon.restored_from": source})
+    paths = [path] if len(dumps) == 1 else [path.with_name(f"{path.stem}.{i}{path.suffix}") for i in range(len(dumps))]
+    for p, (model, tensors, section, section_sha) in zip(paths, dumps):
+        dump_safetensors(model, tensors, p, dtype=dtype, force=force, progress=progress, section=section,
+                         source_sha256=source_sha if model.source.path == Path(source) else None,
+                         section_sha256=section_sha, extra_metadata={"mtpsurgeon.restored_from": source})
+    return paths
