@@ -11,8 +11,8 @@ make up the size:
     section whose ``model_type`` item is then deleted from the header
     (like ``hidden/untagged-drafter``; the builder cannot write that itself).
 
-Then runs, each in its own process (wall time, and peak RSS from
-``os.wait4``'s rusage of that very child):
+Then runs, each in its own process (wall time, and peak RSS from GNU
+``/usr/bin/time -f %M``):
 
   inspect       ``mtpsurgeon inspect graft.litertlm``       vs ``litert-lm-peek``
   extract       ``mtpsurgeon extract … --section mtp_drafter`` (on the re-tagged
@@ -21,8 +21,10 @@ Then runs, each in its own process (wall time, and peak RSS from
                 vs ``cp`` of the input
   re-tag        ``mtpsurgeon restore retag.litertlm``        vs ``cp``
 
-and a 200,000-tensor .tflite (a valid chain of 100,000 ADD operators, each
-adding its own constant) through ``inspect`` and ``inspect --json``.
+two 200,000-tensor .tflite files through ``inspect`` and ``inspect --json``:
+a valid chain of 100,000 ADD operators, each adding its own constant, and
+the same tensors with no operators (100,000 orphan constants); plus the
+start-up time of ``mtpsurgeon --version``.
 
 Each command runs ``--repeat`` times (default 2) and the fastest run counts
 (the machine is shared); the page cache is warm (every input was just
@@ -49,6 +51,7 @@ DRAFTER = FIXTURES / "mtp_drafter.tflite"
 BASE = FIXTURES / "hidden" / "no-drafter.litertlm"
 FILLERS = 8
 GB = 10**9
+TIME = "/usr/bin/time"  # GNU time, for the peak RSS of each command
 
 
 def _tool(name: str) -> str:
@@ -61,20 +64,24 @@ def _tool(name: str) -> str:
 
 
 def measure(cmd: list[str], repeat: int) -> tuple[float, float]:
-    """(fastest wall seconds, its peak RSS in MB) of ``cmd`` run ``repeat`` times."""
+    """(fastest wall seconds, its peak RSS in MB) of ``cmd`` run ``repeat`` times.
+
+    Peak RSS comes from GNU time's ``%M``: a child forked straight from this
+    (large) Python process would inherit its high-water mark across exec.
+    """
     best = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.returncode != 0:
-            raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
-        rss = usage.ru_maxrss / 1024 * 1.048576  # KiB -> MB
-        if best is None or wall < best[0]:
-            best = (wall, rss)
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            proc = subprocess.run([TIME, "-f", "%M", "-o", rss_file.name, *cmd], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
+            rss_file.seek(0)
+            rss = int(rss_file.read().split()[-1]) * 1024 / 1e6  # KiB -> MB
+            if best is None or wall < best[0]:
+                best = (wall, rss)
     return best
 
 
@@ -149,8 +156,10 @@ def build_containers(work: Path, size: int) -> tuple[Path, Path, int]:
     return out[0], out[1], sections
 
 
-def build_200k(path: Path, tensors: int = 200_000) -> None:
+def build_200k(path: Path, tensors: int = 200_000, orphans: bool = False) -> None:
     """A valid model of ``tensors`` tensors: x → ADD(c0) → ADD(c1) → … (one constant per ADD).
+
+    With ``orphans``, no operators: x is the output and every constant is unused.
 
     Written straight with the flatbuffers builder and the runtime's generated
     schema (fast, and independent of mtpsurgeon's writer).
@@ -200,6 +209,8 @@ def build_200k(path: Path, tensors: int = 200_000) -> None:
     for i in range(adds):  # constant 2i+1, output 2i+2
         tensor_offsets.append(tensor(f"layers.{i}.bias", i + 1))
         tensor_offsets.append(tensor(f"layers.{i}.out", 0))
+        if orphans:
+            continue
         ins, outs = ivec([2 * i, 2 * i + 1]), ivec([2 * i + 2])
         fb.OperatorStart(b)
         fb.OperatorAddOpcodeIndex(b, 0)
@@ -208,7 +219,7 @@ def build_200k(path: Path, tensors: int = 200_000) -> None:
         fb.OperatorAddBuiltinOptionsType(b, fb.BuiltinOptions.AddOptions)
         fb.OperatorAddBuiltinOptions(b, add_opts)
         ops.append(fb.OperatorEnd(b))
-    last = 2 * adds
+    last = 0 if orphans else 2 * adds
     tvec, opvec, gin, gout = ovec(tensor_offsets), ovec(ops), ivec([0]), ivec([last])
     gname = b.CreateString("main")
     fb.SubGraphStart(b)
@@ -234,7 +245,7 @@ def build_200k(path: Path, tensors: int = 200_000) -> None:
     fb.SignatureDefAddSignatureKey(b, key)
     fb.SignatureDefAddSubgraphIndex(b, 0)
     sig = fb.SignatureDefEnd(b)
-    fb.OperatorCodeStart(b)
+    fb.OperatorCodeStart(b)  # kept with orphans too: an unused operator code is valid
     fb.OperatorCodeAddDeprecatedBuiltinCode(b, fb.BuiltinOperator.ADD)
     fb.OperatorCodeAddBuiltinCode(b, fb.BuiltinOperator.ADD)
     fb.OperatorCodeAddVersion(b, 1)
@@ -302,19 +313,21 @@ def bench_size(work: Path, size: int, repeat: int, rows: list) -> None:
 
 def bench_200k(work: Path, repeat: int, rows: list) -> None:
     surgeon = _tool("mtpsurgeon")
-    path = work / "200k.tflite"
-    t0 = time.perf_counter()
-    build_200k(path)
-    print(f"built the 200,000-tensor model in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-    label = f"200,000 tensors ({path.stat().st_size / 1e6:.1f} MB)"
     version = measure([surgeon, "--version"], repeat)
     rows.append(("start-up", "mtpsurgeon --version", version[0], version[1], "", None, None))
-    rows.append((label, "inspect", *measure([surgeon, "inspect", str(path)], repeat), "", None, None))
-    rows.append((label, "inspect --json", *measure(["sh", "-c", f'"{surgeon}" inspect --json "{path}" > "{work / "200k.json"}"'],
-                                                   repeat), "", None, None))
-    rows.append((label, "", None, None, f"JSON {(work / '200k.json').stat().st_size / 1e6:.1f} MB", None, None))
-    path.unlink()
-    (work / "200k.json").unlink()
+    for orphans in (False, True):
+        path = work / ("200k-orphans.tflite" if orphans else "200k.tflite")
+        t0 = time.perf_counter()
+        build_200k(path, orphans=orphans)
+        print(f"built {path.name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        kind = "100,000 orphan constants" if orphans else "100,000 ADD ops"
+        label = f"200,000 tensors, {kind} ({path.stat().st_size / 1e6:.1f} MB)"
+        out = work / "200k.json"
+        rows.append((label, "inspect", *measure([surgeon, "inspect", str(path)], repeat), "", None, None))
+        js = measure(["sh", "-c", f'"{surgeon}" inspect --json "{path}" > "{out}"'], repeat)
+        rows.append((label, f"inspect --json ({out.stat().st_size / 1e6:.1f} MB of JSON)", *js, "", None, None))
+        path.unlink()
+        out.unlink()
 
 
 def print_table(rows: list) -> None:

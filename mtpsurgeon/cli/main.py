@@ -5,6 +5,7 @@ problem and exit non-zero (2 for bad input); a traceback only with --debug.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -13,8 +14,30 @@ from mtpsurgeon import __version__
 from mtpsurgeon.errors import MtpSurgeonError
 
 
+#: verb -> (module defining it, attribute, one-line help). Modules load only when their verb runs,
+#: so `mtpsurgeon --version` / `--help` start without numpy, flatbuffers, rich or the LiteRT schema.
+VERBS: dict[str, tuple[str, str, str]] = {
+    "inspect": ("mtpsurgeon.cli.inspect_cmd", "inspect", "Show what is in MODEL, what is orphaned and where MTP is."),
+    "extract": ("mtpsurgeon.cli.extract_cmd", "command", "Write MODEL's MTP weights (or a selection) as safetensors and standalone models."),
+    "restore": ("mtpsurgeon.cli.restore_cmd", "command", "Re-link the hidden MTP drafter or heads of MODEL into the execution graph."),
+}
+
+
 class SurgeonGroup(click.Group):
-    """Runs a verb and turns exceptions into one-line errors."""
+    """Runs a verb and turns exceptions into one-line errors; verbs are imported lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        module, attr, _ = VERBS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in VERBS.items()])
 
     def invoke(self, ctx: click.Context):
         try:
@@ -49,18 +72,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
       mtpsurgeon restore MODEL     re-link hidden MTP weights; write a patched model
     """
     ctx.ensure_object(dict)["debug"] = debug
-
-
-def _register() -> None:
-    """Each verb lives in its own module (imported here, not at package import)."""
-    from mtpsurgeon.cli import extract_cmd, inspect_cmd, restore_cmd
-
-    cli.add_command(inspect_cmd.inspect)
-    cli.add_command(extract_cmd.command)
-    cli.add_command(restore_cmd.command)
-
-
-_register()
 
 
 def main() -> None:
