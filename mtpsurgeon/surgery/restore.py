@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -99,26 +100,53 @@ def execute(plan: RestorePlan, out: str | os.PathLike, *, force: bool = False, d
                 edits.append(Replace(index, data))
                 to_run.append((data, f"section {index}", keys))
                 dumps.append((model, [model.tensor(sg, i) for sg, i in relinked], index, None))  # bytes replaced
-            written = rewrite_container(src, edits, tmp, force=True)
-            dumps = [(m, ts, sec, written.section_sha256[o] if o is not None else None) for m, ts, sec, o in dumps]
+            # The copy runs in the kernel (GIL released) while verification runs here, on the other core.
+            writing = _Background(lambda: rewrite_container(src, edits, tmp, force=True))
         else:
+            writing = None
             ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
             write_tflite(ir, tmp, force=True)
             to_run = [(tmp.read_bytes(), "model", keys)]
             dumps.append((src, [src.tensor(sg, i) for sg, i in relinked], None, None))
-        if verify:
-            for data, label, keys in to_run:
-                result.runs.extend(run_signatures(data, label, keys))
-            failed = [r for r in result.runs if not r.ok]
-            if failed:
-                raise SurgeryError(f"{out}: the patched model failed verification: "
-                                   + "; ".join(f"{r.label} '{r.signature}': {r.detail}" for r in failed))
+        try:
+            if verify:
+                for data, label, keys in to_run:
+                    result.runs.extend(run_signatures(data, label, keys))
+        finally:
+            written = writing.result() if writing is not None else None  # joined before any cleanup
+        if written is not None:
+            dumps = [(m, ts, sec, written.section_sha256[o] if o is not None else None) for m, ts, sec, o in dumps]
+        failed = [r for r in result.runs if not r.ok]
+        if failed:
+            raise SurgeryError(f"{out}: the patched model failed verification: "
+                               + "; ".join(f"{r.label} '{r.signature}': {r.detail}" for r in failed))
     if hash_input:
         result.input_sha256 = src.source.sha256()
     if dump is not None:
         result.dumps = _write_dump(dumps, Path(dump), dump_dtype, force, progress, str(src.path), result.input_sha256)
     result.relinked = sum(len(ts) for _, ts, _, _ in dumps)
     return result
+
+
+class _Background:
+    """Run ``fn`` in a thread; ``result()`` joins it and returns its value or raises its exception."""
+
+    def __init__(self, fn) -> None:
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="mtpsurgeon-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller in result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _write_dump(dumps, path: Path, dtype: str, force: bool, progress, source: str, source_sha: str | None) -> list[Path]:

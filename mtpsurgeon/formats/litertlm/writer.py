@@ -39,12 +39,14 @@ from mtpsurgeon.formats.litertlm.schema import (
 )
 from mtpsurgeon.outputs import atomic_output
 
-try:  # the version the installed official builder writes
-    from litert_lm_builder import litertlm_core as _core
+def default_version() -> tuple[int, int, int]:
+    """The version the installed official builder writes (imports the builder: only for new containers)."""
+    try:
+        from litert_lm_builder import litertlm_core as core
 
-    DEFAULT_VERSION = (_core.LITERTLM_MAJOR_VERSION, _core.LITERTLM_MINOR_VERSION, _core.LITERTLM_PATCH_VERSION)
-except Exception:  # pragma: no cover - absl missing
-    DEFAULT_VERSION = (1, 7, 0)
+        return core.LITERTLM_MAJOR_VERSION, core.LITERTLM_MINOR_VERSION, core.LITERTLM_PATCH_VERSION
+    except Exception:  # pragma: no cover - absl missing
+        return 1, 7, 0
 
 VDATA_CODES: dict[str, int] = {v: k for k, v in VDATA_NAMES.items()}
 
@@ -154,8 +156,12 @@ def _pack_header(system: list[Item], sections: list[SectionSpec], ranges: list[t
 
 
 def write_litertlm(sections: list[SectionSpec], system_metadata: Iterable[Item], out: str | os.PathLike | IO[bytes],
-                   version: tuple[int, int, int] = DEFAULT_VERSION, *, force: bool = False) -> LiteRTLMWriteResult:
-    """Write a container holding ``sections`` in order; a path is written atomically."""
+                   version: tuple[int, int, int] | None = None, *, force: bool = False) -> LiteRTLMWriteResult:
+    """Write a container holding ``sections`` in order; a path is written atomically.
+
+    ``version`` defaults to the one the installed litert-lm-builder writes.
+    """
+    version = version or default_version()
     system = list(system_metadata)
     sizes = [s.size for s in sections]
     placeholder = _pack_header(system, sections, [(1, 1)] * len(sections))  # non-default: same width as real offsets

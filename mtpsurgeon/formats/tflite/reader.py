@@ -195,11 +195,12 @@ class _Raw:
     to read past the buffer, and vectors are checked before they are read.
     """
 
-    __slots__ = ("buf", "size")
+    __slots__ = ("buf", "size", "shapes")
 
     def __init__(self, buf: memoryview) -> None:
         self.buf = buf
         self.size = len(buf)
+        self.shapes: dict[tuple[int, ...], tuple[int, ...]] = {}  #: one tuple per distinct shape
 
     def field(self, table: int, slot: int) -> int:
         """Absolute position of field ``slot`` (vtable byte offset) of ``table``, or 0 when absent."""
@@ -278,6 +279,8 @@ def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int) -> Ten
     buffer = _U32(buf, pos + o[2])[0] if o[2] else 0
     if not 0 <= buffer < max(n_buffers, 1):
         raise _Bad(f"subgraph {sg} tensor {index}: buffer index {buffer} out of range ({n_buffers} buffers)")
+    shape = raw.ints_at(pos + o[0], "tensor shape") if o[0] else ()
+    shape = raw.shapes.setdefault(shape, shape)
     quant = None
     if o[4]:
         q = raw.table(pos + o[4])
@@ -291,7 +294,7 @@ def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int) -> Ten
         subgraph=sg,
         index=index,
         name=raw.str_at(pos + o[3]) if o[3] else "",
-        shape=raw.ints_at(pos + o[0], "tensor shape") if o[0] else (),
+        shape=shape,
         dtype=dtype,
         buffer=buffer,
         quantization=quant,
