@@ -26,12 +26,13 @@ a valid chain of 100,000 ADD operators, each adding its own constant, and
 the same tensors with no operators (100,000 orphan constants); plus the
 start-up time of ``mtpsurgeon --version``.
 
-Each command runs ``--repeat`` times (default 2) and the fastest run counts
-(the machine is shared); the page cache is warm (every input was just
+Each command and its anchor run in turn ``--repeat`` times (default 3) and
+the fastest run of each counts (the machine is shared); outputs are deleted
+before every run, untimed; the page cache is warm (every input was just
 written). One markdown table, ratios from this run. Everything is deleted at
 the end (a 4 GB size needs about 20 GB of free disk at its peak).
 
-    python bench/bench_containers.py [--sizes 0.5,1,2,4] [--dir /tmp] [--repeat 2] [--no-200k]
+    python bench/bench_containers.py [--sizes 0.5,1,2,4] [--dir /tmp] [--repeat 3] [--no-200k]
 """
 from __future__ import annotations
 
@@ -63,25 +64,37 @@ def _tool(name: str) -> str:
     return found
 
 
-def measure(cmd: list[str], repeat: int) -> tuple[float, float]:
-    """(fastest wall seconds, its peak RSS in MB) of ``cmd`` run ``repeat`` times.
+def _run_once(cmd: list[str], rss_file) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([TIME, "-f", "%M", "-o", rss_file.name, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
+    rss_file.seek(0)
+    return wall, int(rss_file.read().split()[-1]) * 1024 / 1e6  # KiB -> MB
 
+
+def measure(*cmds: list[str], repeat: int, clean: tuple[Path, ...] = ()) -> list[tuple[float, float]]:
+    """(fastest wall seconds, its peak RSS in MB) of each command, the commands run in turn ``repeat`` times.
+
+    Interleaving (a, b, a, b, …) lets an anchor and the command compared to
+    it see the same load on a shared machine. The ``clean`` paths are removed
+    before every run (untimed), so no run pays for deleting an old output.
     Peak RSS comes from GNU time's ``%M``: a child forked straight from this
     (large) Python process would inherit its high-water mark across exec.
     """
-    best = None
+    best: list[tuple[float, float] | None] = [None] * len(cmds)
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
         for _ in range(repeat):
-            t0 = time.perf_counter()
-            proc = subprocess.run([TIME, "-f", "%M", "-o", rss_file.name, *cmd], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
-            rss_file.seek(0)
-            rss = int(rss_file.read().split()[-1]) * 1024 / 1e6  # KiB -> MB
-            if best is None or wall < best[0]:
-                best = (wall, rss)
+            for i, cmd in enumerate(cmds):
+                for p in clean:
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink(missing_ok=True)
+                got = _run_once(cmd, rss_file)
+                if best[i] is None or got[0] < best[i][0]:
+                    best[i] = got
     return best
 
 
@@ -287,33 +300,33 @@ def bench_size(work: Path, size: int, repeat: int, rows: list) -> None:
         rows.append((label, op, ours[0], ours[1], anchor_name, anchor[0], anchor[1]))
         print(f"  {op}: {ours[0]:.3f} s / {ours[1]:.0f} MB vs {anchor_name} {anchor[0]:.3f} s", file=sys.stderr, flush=True)
 
-    cp = measure(["cp", str(graft_in), str(copy)], repeat)
-    copy.unlink()
-    peek_t = measure([peek, "--litertlm_file", str(graft_in)], repeat)
-    row("inspect", measure([surgeon, "inspect", str(graft_in)], repeat), "litert-lm-peek", peek_t)
-    row("restore: graft", measure([surgeon, "restore", str(graft_in), "--drafter", str(DRAFTER), "-o", str(out),
-                                   "--force"], repeat), "cp", cp)
-    out.unlink()
-    for p in work.glob("out*"):
-        p.unlink()
-    cp_r = measure(["cp", str(retag_in), str(copy)], repeat)
-    copy.unlink()
-    row("restore: re-tag", measure([surgeon, "restore", str(retag_in), "-o", str(out), "--force"], repeat), "cp", cp_r)
+    cp, graft = measure(["cp", str(graft_in), str(copy)],
+                        [surgeon, "restore", str(graft_in), "--drafter", str(DRAFTER), "-o", str(out)],
+                        repeat=repeat, clean=(copy, out, out.with_suffix(".safetensors")))
+    peek_t, inspect = measure([peek, "--litertlm_file", str(graft_in)], [surgeon, "inspect", str(graft_in)], repeat=repeat)
+    row("inspect", inspect, "litert-lm-peek", peek_t)
+    row("restore: graft", graft, "cp", cp)
+    cp_r, retag = measure(["cp", str(retag_in), str(copy)], [surgeon, "restore", str(retag_in), "-o", str(out)],
+                          repeat=repeat, clean=(copy, out, out.with_suffix(".safetensors")))
+    row("restore: re-tag", retag, "cp", cp_r)
+    copy.unlink(missing_ok=True)
     begin, length = _section_range(out, "tf_lite_mtp_drafter")
-    dd = measure(["dd", f"if={out}", f"of={work / 'dd.tflite'}", "bs=4M", f"skip={begin}", f"count={length}",
-                  "iflag=skip_bytes,count_bytes", "status=none"], repeat)
-    row("extract --section mtp_drafter", measure([surgeon, "extract", str(out), "--section", "mtp_drafter", "-o",
-                                                  str(work / "extracted"), "--force"], repeat), "dd", dd)
+    extracted = work / "extracted"
+    dd, extract = measure(["dd", f"if={out}", f"of={work / 'dd.tflite'}", "bs=4M", f"skip={begin}", f"count={length}",
+                           "iflag=skip_bytes,count_bytes", "status=none"],
+                          [surgeon, "extract", str(out), "--section", "mtp_drafter", "-o", str(extracted)],
+                          repeat=repeat, clean=(work / "dd.tflite", extracted))
+    row("extract --section mtp_drafter", extract, "dd", dd)
     for p in (graft_in, retag_in, out, work / "dd.tflite"):
         p.unlink(missing_ok=True)
     for p in work.glob("out*"):
         p.unlink()
-    shutil.rmtree(work / "extracted", ignore_errors=True)
+    shutil.rmtree(extracted, ignore_errors=True)
 
 
 def bench_200k(work: Path, repeat: int, rows: list) -> None:
     surgeon = _tool("mtpsurgeon")
-    version = measure([surgeon, "--version"], repeat)
+    (version,) = measure([surgeon, "--version"], repeat=repeat)
     rows.append(("start-up", "mtpsurgeon --version", version[0], version[1], "", None, None))
     for orphans in (False, True):
         path = work / ("200k-orphans.tflite" if orphans else "200k.tflite")
@@ -323,8 +336,8 @@ def bench_200k(work: Path, repeat: int, rows: list) -> None:
         kind = "100,000 orphan constants" if orphans else "100,000 ADD ops"
         label = f"200,000 tensors, {kind} ({path.stat().st_size / 1e6:.1f} MB)"
         out = work / "200k.json"
-        rows.append((label, "inspect", *measure([surgeon, "inspect", str(path)], repeat), "", None, None))
-        js = measure(["sh", "-c", f'"{surgeon}" inspect --json "{path}" > "{out}"'], repeat)
+        rows.append((label, "inspect", *measure([surgeon, "inspect", str(path)], repeat=repeat)[0], "", None, None))
+        (js,) = measure(["sh", "-c", f'"{surgeon}" inspect --json "{path}" > "{out}"'], repeat=repeat)
         rows.append((label, f"inspect --json ({out.stat().st_size / 1e6:.1f} MB of JSON)", *js, "", None, None))
         path.unlink()
         out.unlink()
@@ -348,7 +361,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="0.5,1,2,4", help="container sizes in GB (default 0.5,1,2,4)")
     ap.add_argument("--dir", default=None, help="scratch folder (default: the system temp folder)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per command; the fastest counts (default 2)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per command; the fastest counts (default 3)")
     ap.add_argument("--no-200k", action="store_true", help="skip the 200,000-tensor model")
     args = ap.parse_args()
     sizes = [int(float(s) * GB) for s in args.sizes.split(",") if s]
