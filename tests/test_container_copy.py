@@ -120,3 +120,20 @@ def test_copy_range_between_buffered_writes(tmp_path, buffered):
     copy_range(FileRange(src, 12345, 2**20), sink)
     assert sink.getvalue() == data[12345 : 12345 + 2**20]
     assert sha256_file(src, 100, 2**21) == hashlib.sha256(data[100 : 100 + 2**21]).hexdigest()
+
+
+def test_extract_section_hashes_once_and_container_only_on_request(big_no_drafter, tmp_path):
+    src = FIXTURES / "gemma4-mini.litertlm"
+    res = json.loads(cli("extract", src, "--section", "mtp_drafter", "-o", tmp_path / "a", "--json").stdout)
+    model = res["models"][0]
+    written = Path(model["path"]).read_bytes()
+    assert written == DRAFTER.read_bytes()  # the fixture's drafter section, byte for byte
+    assert model["sha256"] == model["section_sha256"] == hashlib.sha256(written).hexdigest()
+    assert res["input_sha256"] is None
+    with safe_open(res["dumps"][0]["path"], "np") as f:
+        meta = f.metadata()
+    assert meta["mtpsurgeon.section_sha256"] == model["sha256"] and "mtpsurgeon.source_sha256" not in meta
+    res = json.loads(cli("extract", src, "--section", "mtp_drafter", "-o", tmp_path / "b", "--hash-input", "--json").stdout)
+    assert res["input_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    with safe_open(res["dumps"][0]["path"], "np") as f:
+        assert f.metadata()["mtpsurgeon.source_sha256"] == res["input_sha256"]
