@@ -39,6 +39,23 @@ class MappedFile:
             )
         return self.view[offset : offset + length]
 
+    def release_pages(self, offset: int = 0, length: int | None = None) -> None:
+        """Let the kernel drop this range's pages from our resident set (they fault back in on use).
+
+        Called after a model's metadata has been parsed into records: a
+        multi-MB flatbuffer need not stay resident while it is analysed.
+        """
+        advise = getattr(self._map, "madvise", None)
+        flag = getattr(mmap, "MADV_DONTNEED", None)
+        if advise is None or flag is None:
+            return
+        length = self.size - offset if length is None else length
+        start = offset - offset % mmap.PAGESIZE
+        try:
+            advise(flag, start, min(self.size, offset + length) - start)
+        except (OSError, ValueError):
+            pass  # advice only
+
     def sha256(self, offset: int = 0, length: int | None = None) -> str:
         """sha256 of a byte range (the whole file by default), read through one reused buffer.
 

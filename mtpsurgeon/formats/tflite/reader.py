@@ -7,6 +7,7 @@ returns a :class:`TFLiteModel` whose tensor data are views into the map.
 from __future__ import annotations
 
 import struct
+from typing import Iterator
 
 import numpy as np
 
@@ -58,6 +59,7 @@ def read_tflite(source: MappedFile, offset: int = 0, length: int | None = None, 
         raise MalformedFileError(source.path, f"{where}corrupt flatbuffer: {exc}") from exc
     except CORRUPT as exc:
         raise MalformedFileError(source.path, f"{where}corrupt flatbuffer ({type(exc).__name__}: {exc})") from exc
+    source.release_pages(offset, length)  # the records hold what is needed; weights fault back in on use
     return TFLiteModel(source, offset, length, records, label)
 
 
@@ -254,13 +256,13 @@ class _Raw:
         start, n = self.vector(pos, 1, "string")
         return bytes(self.buf[start : start + n]).decode("utf-8", errors="replace")
 
-    def tables(self, table: int, slot: int, what: str) -> list[int]:
-        """Positions of the tables in a vector-of-tables field."""
+    def tables(self, table: int, slot: int, what: str) -> Iterator[int]:
+        """Positions of the tables in a vector-of-tables field (generated one by one)."""
         pos = self.field(table, slot)
         if not pos:
-            return []
+            return iter(())
         start, n = self.vector(pos, 4, what)
-        return [start + 4 * i + u for i, u in enumerate(struct.unpack_from(f"<{n}I", self.buf, start))]
+        return (start + 4 * i + _U32(self.buf, start + 4 * i)[0] for i in range(n))
 
 
 # Tensor / Operator field slots in the LiteRT schema (vtable byte offsets: 4 + 2 * field id).
