@@ -137,3 +137,25 @@ def test_extract_section_hashes_once_and_container_only_on_request(big_no_drafte
     assert res["input_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     with safe_open(res["dumps"][0]["path"], "np") as f:
         assert f.metadata()["mtpsurgeon.source_sha256"] == res["input_sha256"]
+
+
+@pytest.mark.parametrize("missing", [("copy_file_range",), ("copy_file_range", "sendfile")])
+def test_copy_falls_back_when_the_kernel_refuses(tmp_path, monkeypatch, missing):
+    """EXDEV/ENOSYS from copy_file_range → sendfile; both refused → one bounded buffer. Same bytes each way."""
+    import errno
+    import os
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EXDEV, "refused for the test")
+
+    for name in missing:
+        monkeypatch.setattr(os, name, refuse)
+    src = tmp_path / "src.bin"
+    data = hashlib.sha256(b"x").digest() * 70000
+    src.write_bytes(data)
+    out = tmp_path / "out.bin"
+    with open(out, "wb") as f:
+        f.write(b"head")
+        assert copy_range(FileRange(src, 100, 2_000_000), f) == 2_000_000
+        f.write(b"tail")
+    assert out.read_bytes() == b"head" + data[100:2_000_100] + b"tail"
