@@ -39,12 +39,39 @@ def text(value: Any, style: str = "") -> Text:
     return Text(plain(value), style=style)
 
 
+def is_row_stream(data: Any) -> bool:
+    """True for a sized, sliceable sequence of rows made on demand (the API's long listings), not a list."""
+    return (hasattr(data, "__iter__") and hasattr(data, "__len__") and hasattr(data, "__getitem__")
+            and not isinstance(data, (str, bytes, dict, list, tuple)))
+
+
+class PlainRows:
+    """A lazily made row sequence whose rows come out through :func:`plain_tree`, one at a time."""
+
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return (plain_tree(r) for r in self.rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        return plain_tree(self.rows[index])
+
+
 def plain_tree(data: Any) -> Any:
-    """A copy of a JSON-like tree with every string passed through :func:`plain` (keys too)."""
+    """A copy of a JSON-like tree with every string passed through :func:`plain` (keys too).
+
+    A lazily made row sequence stays lazy: its rows are made safe as they are read.
+    """
     if isinstance(data, str):
         return plain(data)
     if isinstance(data, dict):
         return {plain_tree(k): plain_tree(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [plain_tree(v) for v in data]
+    if is_row_stream(data) and not isinstance(data, PlainRows):
+        return PlainRows(data)
     return data
