@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import IO, Any
 
+from mtpsurgeon.formats.regular import open_regular
+
 CHUNK = 1 << 23  #: bytes per read/write in the Python paths (one reused buffer)
 _KERNEL_CHUNK = 1 << 30  #: bytes per copy_file_range/sendfile call
 
@@ -90,7 +92,7 @@ def copy_range(src: FileRange, dst: IO[bytes], *, digest: Any = None) -> int:
     Without a digest and with a real file descriptor on both sides the
     kernel copies; otherwise one bounded buffer is used.
     """
-    with open(src.path, "rb", buffering=0) as f:
+    with open_regular(src.path) as f:  # never blocks on a FIFO swapped in for an input
         dst_fd = _fileno(dst)
         if digest is None and dst_fd is not None:
             dst.flush()
@@ -117,7 +119,7 @@ def write_hashed(data: bytes | bytearray | memoryview, dst: IO[bytes], digest: A
 def sha256_file(path: str | os.PathLike, offset: int = 0, length: int | None = None) -> str:
     """sha256 of a byte range of a file, read with one reused buffer (no memory map)."""
     digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
+    with open_regular(path) as f:
         length = os.fstat(f.fileno()).st_size - offset if length is None else length
         buf = bytearray(min(CHUNK, max(length, 1)))
         view = memoryview(buf)
