@@ -317,31 +317,6 @@ def _raw_sparsity(raw: _Raw, field_pos: int, sg: int, index: int):
     return parse_sparsity(sp, f"subgraph {sg} tensor {index}")
 
 
-def _tensor(t: "fb.Tensor", sg: int, index: int, n_buffers: int) -> TensorRecord:
-    where = f"subgraph {sg} tensor {index}"
-    dtype = DTYPES.get(t.Type())
-    if dtype is None:
-        raise _Bad(f"{where}: unknown tensor type {t.Type()}")
-    buffer = t.Buffer()
-    if not 0 <= buffer < max(n_buffers, 1):
-        raise _Bad(f"{where}: buffer index {buffer} out of range ({n_buffers} buffers)")
-    shape = _ints(t, 0, "ShapeAsNumpy", f"{where} shape")
-    sig = _ints(t, 7, "ShapeSignatureAsNumpy", f"{where} shape_signature") if not t.ShapeSignatureIsNone() else None
-    return TensorRecord(
-        subgraph=sg,
-        index=index,
-        name=string(t.Name()) or "",
-        shape=shape,
-        dtype=dtype,
-        buffer=buffer,
-        quantization=_quantization(t.Quantization(), where),
-        is_variable=bool(t.IsVariable()),
-        shape_signature=sig,
-        external_buffer=t.ExternalBuffer(),
-        sparsity=parse_sparsity(t.Sparsity(), where),
-    )
-
-
 def _called_subgraphs(op: "fb.Operator", name: str, where: str) -> tuple[int, ...]:
     fields = CONTROL_FLOW_SUBGRAPH_FIELDS.get(name)
     if not fields:
