@@ -22,11 +22,10 @@ valid model, exit 2), :class:`UsageError` (exit 2), :class:`OutputExistsError`
 ``open_file(path)`` gives the low-level reader (a ``TFLiteModel`` or a
 ``LiteRTLMContainer`` over one read-only memory map).
 """
+import sys
+import types
+
 from mtpsurgeon._version import __version__
-from mtpsurgeon.api import bench, build_drafter, extract, inspect, list_tensors, restore
-from mtpsurgeon.api.build_drafter import BuildRefused
-from mtpsurgeon.api.results import BenchResult, BuildResult, ExtractResult, Report, RestoreResult, TensorInfo
-from mtpsurgeon.api.tune import tune, tune_search
 from mtpsurgeon.errors import (
     EngineError,
     EngineUnavailableError,
@@ -38,7 +37,6 @@ from mtpsurgeon.errors import (
     SurgeryError,
     UsageError,
 )
-from mtpsurgeon.formats.open import open_file
 
 __all__ = [
     "inspect", "list_tensors", "extract", "restore", "bench", "build_drafter", "tune", "tune_search", "open_file",
@@ -47,3 +45,52 @@ __all__ = [
     "EngineUnavailableError", "SpeculativeDecodingUnavailableError", "EngineError",
     "__version__",
 ]
+
+#: public name -> module defining it. Imported on first use, not at ``import mtpsurgeon``, so the
+#: CLI's start-up (``mtpsurgeon --version``) does not load numpy, flatbuffers or the schemas.
+_LAZY = {
+    **dict.fromkeys(("bench", "build_drafter", "inspect", "list_tensors", "restore"), "mtpsurgeon.api"),
+    "BuildRefused": "mtpsurgeon.api.build_drafter",
+    **dict.fromkeys(("BenchResult", "BuildResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"),
+                    "mtpsurgeon.api.results"),
+    "tune": "mtpsurgeon.api.tune",
+    "tune_search": "mtpsurgeon.api.tune",
+    "open_file": "mtpsurgeon.formats.open",
+}
+
+
+def __getattr__(name: str):
+    """Import an API entry point on first use (PEP 562); cached in the module afterwards."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mtpsurgeon' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Facade(types.ModuleType):
+    """``mtpsurgeon.extract`` is the API function, although ``mtpsurgeon/extract/`` is also a subpackage.
+
+    Importing a submodule binds it as an attribute of its parent; this
+    property keeps the public function in that place (lazily imported too).
+    """
+
+    @property
+    def extract(self):
+        from mtpsurgeon.api.extract import extract
+
+        return extract
+
+    @extract.setter
+    def extract(self, value) -> None:
+        pass  # the import system binding the subpackage mtpsurgeon.extract: the function stays
+
+
+sys.modules[__name__].__class__ = _Facade

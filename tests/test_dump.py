@@ -129,9 +129,14 @@ def test_container_section_is_recorded(tmp_path, tiny_container):
     out = tmp_path / "s.safetensors"
     dump_safetensors(model, model.tensors(), out, dtype="f32", section=1)
     meta, _, keys = _meta(out)
-    assert meta["mtpsurgeon.source_sha256"] == hashlib.sha256(tiny_container.read_bytes()).hexdigest()
-    assert meta["mtpsurgeon.section_sha256"] == container.section_sha256(1)
+    data = tiny_container.read_bytes()
+    s = container.sections[1]
+    assert meta["mtpsurgeon.section_sha256"] == hashlib.sha256(data[s.begin:s.end]).hexdigest()
+    assert "mtpsurgeon.source_sha256" not in meta  # the container is hashed only on request
     assert {"fc.weight", "mtp.head.weight"} <= keys
+    whole = hashlib.sha256(data).hexdigest()
+    dump_safetensors(model, model.tensors(), out, dtype="f32", section=1, source_sha256=whole, force=True)
+    assert _meta(out)[0]["mtpsurgeon.source_sha256"] == whole
 
 
 def test_progress_reports_every_stored_byte(qmodel, tmp_path):

@@ -37,9 +37,13 @@ class Report:
     def is_container(self) -> bool:
         return isinstance(self.file, LiteRTLMContainer)
 
-    def to_json(self) -> dict[str, Any]:
-        """The documented ``inspect --json`` dict (schema ``SCHEMA_VERSION``)."""
-        return report_to_json(self.file, self.models, self.base, self.findings, self.verdict)
+    def to_json(self, lazy: bool = False) -> dict[str, Any]:
+        """The documented ``inspect --json`` dict (schema ``SCHEMA_VERSION``).
+
+        ``lazy``: tensor listings as :class:`~mtpsurgeon.analysis.report_json.LazyRows`
+        (made as they are read, for streaming writers) instead of lists.
+        """
+        return report_to_json(self.file, self.models, self.base, self.findings, self.verdict, lazy)
 
 
 def _find_base(file: ModelFile) -> tuple[TFLiteModel | None, TFLiteModel | None, str]:

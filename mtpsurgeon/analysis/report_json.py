@@ -5,7 +5,7 @@ on :mod:`mtpsurgeon.analysis.report`, which calls it: the arrow runs one way.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence
 
 from mtpsurgeon.analysis import stats
 from mtpsurgeon.analysis.dims import BaseDims
@@ -19,20 +19,52 @@ from mtpsurgeon.formats.tflite.records import TensorRecord
 SCHEMA_VERSION = 1
 
 
-def _jsonable(v: Any) -> Any:
+class LazyRows:
+    """A JSON list whose rows are made on demand from ``items``.
+
+    Long listings (e.g. 200,000 orphan tensors) are never held as dicts all
+    at once: ``len`` is free, slicing makes only the rows asked for, and
+    iterating makes one row at a time (the JSON writer streams them).
+    """
+
+    def __init__(self, items: Sequence[Any], make: Callable[[Any], dict]) -> None:
+        self.items = items
+        self.make = make
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __bool__(self) -> bool:
+        return len(self.items) > 0
+
+    def __iter__(self) -> Iterator[dict]:
+        return (self.make(x) for x in self.items)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self.make(x) for x in self.items[index]]
+        return self.make(self.items[index])
+
+    def to_list(self) -> list[dict]:
+        return list(self)
+
+
+def _jsonable(v: Any, lazy: bool = False) -> Any:
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
+    if isinstance(v, LazyRows):
+        return v if lazy else v.to_list()
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [_jsonable(x, lazy) for x in v]
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): _jsonable(x, lazy) for k, x in v.items()}
     if hasattr(v, "item"):
         return v.item()
     return str(v)
 
 
 def tensor_json(ma: ModelAnalysis, t: TensorRecord, mtp_keys: set | None = None, orphan_keys: set | None = None) -> dict:
-    """One tensor row (used by orphans and by --tensors)."""
+    """One tensor row (used by orphans and by --tensors), JSON-ready."""
     m = ma.model
     row = {
         "section": ma.section_index,
@@ -45,7 +77,7 @@ def tensor_json(ma: ModelAnalysis, t: TensorRecord, mtp_keys: set | None = None,
         "bytes": m.buffers[t.buffer].size if t.buffer else 0,
         "storage": m.buffers[t.buffer].storage if t.buffer else "none",
         "constant": m.has_data(t),
-        "quantization": None if t.quantization is None or t.quantization.scheme == "none" else t.quantization.to_json(),
+        "quantization": None if t.quantization is None or t.quantization.scheme == "none" else _jsonable(t.quantization.to_json()),
     }
     if t.has_spurious_quantization:
         row["spurious_quantization"] = True
@@ -95,7 +127,7 @@ def model_json(ma: ModelAnalysis) -> dict:
         "metadata_buffer": list(m.records.metadata_buffer),
         "sparse_tensors": sum(1 for t in m.tensors() if t.sparsity is not None),
         "orphans": {
-            "tensors": [tensor_json(ma, t, mtp_keys) for t in ma.orphans.tensors],
+            "tensors": LazyRows(ma.orphans.tensors, lambda t: tensor_json(ma, t, mtp_keys)),
             "buffers": ma.orphans.buffers,
             "subgraphs": [vars(s) for s in ma.orphans.subgraphs],
             "operator_codes": ma.orphans.operator_codes,
@@ -116,8 +148,12 @@ def _finding_json(analyses: list[ModelAnalysis], f: Finding) -> dict:
 
 
 def report_to_json(f: ModelFile, analyses: list[ModelAnalysis], base: BaseDims | None, findings: list[Finding],
-                   verdict: Verdict) -> dict:
-    """The whole report of file ``f`` as the documented --json dict."""
+                   verdict: Verdict, lazy: bool = False) -> dict:
+    """The whole report of file ``f`` as the documented --json dict.
+
+    With ``lazy``, the orphan tensor listings stay :class:`LazyRows` (rows
+    made as a streaming writer reads them) instead of lists.
+    """
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "file": str(f.path),
@@ -141,8 +177,10 @@ def report_to_json(f: ModelFile, analyses: list[ModelAnalysis], base: BaseDims |
     out["orphans"] = {
         key: [dict(item, section=m["section"]) if isinstance(item, dict) else {"section": m["section"], "index": item}
               for m in models for item in m["orphans"][key]]
-        for key in ("tensors", "buffers", "subgraphs", "operator_codes")
+        for key in ("buffers", "subgraphs", "operator_codes")
     }
+    by_tensor = [(ma, keys, t) for ma, keys in ((ma, ma.mtp_tensor_keys()) for ma in analyses) for t in ma.orphans.tensors]
+    out["orphans"] = {"tensors": LazyRows(by_tensor, lambda x: tensor_json(x[0], x[2], x[1])), **out["orphans"]}
     out["base"] = None if base is None else base.to_json()
     out["mtp"] = {**verdict.to_json(), "findings": [_finding_json(analyses, x) for x in findings]}
-    return _jsonable(out)
+    return _jsonable(out, lazy)

@@ -41,12 +41,15 @@ def _named(ts: list[TensorRecord]) -> list[TensorRecord]:
 
 def _projection_pairs(mats: list[TensorRecord], hidden: int | None) -> list[tuple]:
     """(pre, post, D, H) candidates, best first: projection names, then the widest 2H."""
+    by_shape: dict[tuple[int, ...], list[TensorRecord]] = {}
+    for t in mats:  # indexed by shape: linear in the orphans, not quadratic
+        by_shape.setdefault(tuple(t.shape), []).append(t)
     pairs = []
     for pre in mats:
         d, two_h = pre.shape
         if two_h % 2 or (hidden is not None and two_h != 2 * hidden):
             continue
-        pairs.extend((pre, post, d, two_h // 2) for post in mats if post is not pre and post.shape == (two_h // 2, d))
+        pairs.extend((pre, post, d, two_h // 2) for post in by_shape.get((two_h // 2, d), ()) if post is not pre)
 
     def score(p: tuple) -> tuple[int, int]:
         named = ("pre_projection" in p[0].name) + ("post_projection" in p[1].name)

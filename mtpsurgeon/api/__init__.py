@@ -3,13 +3,57 @@
 Layer: between the CLI (which calls these and renders) and extract / surgery /
 engine. :mod:`.inspect`, :mod:`.extract`, :mod:`.restore` and :mod:`.bench`
 hold one verb each; :mod:`.results` the result types.
-"""
-from mtpsurgeon.api.bench import bench
-from mtpsurgeon.api.build_drafter import build_drafter
-from mtpsurgeon.api.extract import extract
-from mtpsurgeon.api.inspect import inspect, list_tensors
-from mtpsurgeon.api.restore import restore
-from mtpsurgeon.api.results import BenchResult, ExtractResult, Report, RestoreResult, TensorInfo
 
-__all__ = ["bench", "build_drafter", "extract", "inspect", "list_tensors", "restore",
+Each name is imported on first use, so a CLI verb loads only the modules it
+runs (``inspect`` never imports the drafter builder or the engine).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+__all__ = ["bench", "build_drafter", "extract", "inspect", "inspect_json", "list_tensors", "tensor_rows", "restore",
            "BenchResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"]
+
+#: public name -> the module defining it
+_HOME = {
+    "bench": "bench", "build_drafter": "build_drafter", "extract": "extract", "restore": "restore",
+    **dict.fromkeys(("inspect", "inspect_json", "list_tensors", "tensor_rows"), "inspect"),
+    **dict.fromkeys(("BenchResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"), "results"),
+}
+
+
+def __getattr__(name: str):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mtpsurgeon.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _function_over_module(name: str) -> property:
+    """``api.NAME`` is the function although ``api/NAME.py`` is a submodule (importing it binds it here)."""
+
+    def get(self):
+        return getattr(importlib.import_module(f"{__name__}.{name}"), name)
+
+    def ignore(self, value) -> None:
+        pass
+
+    return property(get, ignore, doc=f"mtpsurgeon.api.{name}.{name}")
+
+
+class _Api(types.ModuleType):
+    pass
+
+
+for _name in ("bench", "build_drafter", "extract", "inspect", "restore"):
+    setattr(_Api, _name, _function_over_module(_name))
+
+sys.modules[__name__].__class__ = _Api

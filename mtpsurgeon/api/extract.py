@@ -25,7 +25,7 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
             section: str | int | None = None, subgraph: int | None = None, signature: str | None = None,
             match: str | None = None, dtype: str = "raw", names: str = "original", models: bool = True,
             force: bool = False, progress: Callable[[int, int], None] | None = None, allow_partial: bool = False,
-            check_parity: bool = False) -> ExtractResult:
+            check_parity: bool = False, hash_input: bool = False) -> ExtractResult:
     """Write a model's MTP weights (or another selection) as safetensors and standalone models.
 
     ``select``: ``'mtp'`` (the MTP findings), ``'orphans'`` or ``'all'`` (every
@@ -42,6 +42,9 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
     all or nothing. Existing outputs
     are refused (:class:`~mtpsurgeon.errors.OutputExistsError`) unless
     ``force``. ``progress(nbytes, total)`` is called as stored bytes are read.
+    Provenance: each section copied out is hashed while copied and that hash
+    is reused by its dump; the whole input is hashed only with ``hash_input``
+    (``input_sha256``, and ``mtpsurgeon.source_sha256`` in the dumps).
 
     >>> import mtpsurgeon, tempfile, os
     >>> out = tempfile.mkdtemp()
@@ -62,7 +65,8 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
         total = sum(total_input_bytes(s.model, s.tensors) for s in selections)
         advance = (lambda n: progress(n, total)) if progress is not None else None
         done = run_extract(analysis, selections, out, dtype=dtype, names=names, models=models, force=force,
-                           progress=advance, allow_partial=allow_partial, check_parity=check_parity)
+                           progress=advance, allow_partial=allow_partial, check_parity=check_parity,
+                           hash_input=hash_input)
         return ExtractResult.from_json({
             "file": str(path), "output": str(out), "models": done.models,
             "dumps": [{"path": str(d.path), "dtype": d.dtype, "names": d.names, "tensors": d.tensors,
@@ -72,4 +76,5 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
                        "config": str(d.config_path) if d.config_path else None,
                        "parity": d.parity.to_json() if d.parity is not None else None} for d in done.dumps],
             "removed_stale": [str(p) for p in done.cleaned], "notes": done.notes,
+            "input_sha256": done.source_sha256,
         })

@@ -4,11 +4,11 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 from mtpsurgeon.analysis import Report as Analysis
 from mtpsurgeon.analysis import analyze
-from mtpsurgeon.analysis.report_json import tensor_json
+from mtpsurgeon.analysis.report_json import LazyRows, tensor_json
 from mtpsurgeon.api.results import Report, TensorInfo
 from mtpsurgeon.errors import UsageError
 
@@ -52,28 +52,58 @@ def inspect(path: PathLike, *, base: PathLike | None = None) -> Report:
         return Report.from_json(analysis.to_json())
 
 
+@contextlib.contextmanager
+def inspect_json(path: PathLike, *, base: PathLike | None = None) -> Iterator[dict[str, Any]]:
+    """The ``inspect --json`` document of ``path``, for streaming: valid inside the ``with`` block only.
+
+    The same data as ``inspect(path).to_json()``, but the orphan tensor
+    listings are sized sequences whose rows are made as they are read (a
+    model with 200,000 orphan constants is never held as 200,000 dicts).
+
+    >>> import mtpsurgeon.api as api
+    >>> with api.inspect_json("fixtures/hidden/untagged-drafter.litertlm") as doc:
+    ...     doc["mtp"]["verdict"], isinstance(doc["orphans"]["tensors"], list)
+    ('hidden', False)
+    """
+    with analysed(path, base) as analysis:
+        yield analysis.to_json(lazy=True)
+
+
+def _tensor_rows(analysis: Analysis, orphans: bool, mtp: bool, match: str | None) -> LazyRows:
+    picked = []
+    for ma in analysis.models:
+        mtp_keys = ma.mtp_tensor_keys()
+        orphan_keys = {(t.subgraph, t.index) for t in ma.orphans.tensors}
+        for t in ma.model.tensors():
+            key = (t.subgraph, t.index)
+            if (orphans and key not in orphan_keys) or (mtp and key not in mtp_keys):
+                continue
+            if match and not fnmatch.fnmatchcase(t.name, match):
+                continue
+            picked.append((ma, t, mtp_keys, orphan_keys))
+    return LazyRows(picked, lambda x: tensor_json(*x))
+
+
+@contextlib.contextmanager
+def tensor_rows(path: PathLike, *, base: PathLike | None = None, orphans: bool = False, mtp: bool = False,
+                match: str | None = None) -> Iterator[LazyRows]:
+    """:func:`list_tensors` as JSON rows made on demand (sized, sliceable): valid inside the ``with`` block only."""
+    with analysed(path, base) as analysis:
+        yield _tensor_rows(analysis, orphans, mtp, match)
+
+
 def list_tensors(path: PathLike, *, base: PathLike | None = None, orphans: bool = False, mtp: bool = False,
                  match: str | None = None) -> list[TensorInfo]:
     """Every tensor of every model in the file (``inspect --tensors``), optionally filtered.
 
     ``orphans``: only orphaned tensors; ``mtp``: only tensors tied to MTP;
-    ``match``: a glob on the tensor name.
+    ``match``: a glob on the tensor name. :func:`tensor_rows` gives the same
+    rows as JSON, made as they are read.
 
     >>> import mtpsurgeon
     >>> rows = mtpsurgeon.list_tensors("fixtures/hidden/pruned-drafter.tflite", orphans=True, match="*pre_projection*")
     >>> [(t.name, t.shape, t.dtype) for t in rows]
     [('pre_projection.weight', [64, 128], 'INT4')]
     """
-    rows: list[TensorInfo] = []
-    with analysed(path, base) as analysis:
-        for ma in analysis.models:
-            mtp_keys = ma.mtp_tensor_keys()
-            orphan_keys = {(t.subgraph, t.index) for t in ma.orphans.tensors}
-            for t in ma.model.tensors():
-                key = (t.subgraph, t.index)
-                if (orphans and key not in orphan_keys) or (mtp and key not in mtp_keys):
-                    continue
-                if match and not fnmatch.fnmatchcase(t.name, match):
-                    continue
-                rows.append(TensorInfo.from_json(tensor_json(ma, t, mtp_keys, orphan_keys)))
-    return rows
+    with tensor_rows(path, base=base, orphans=orphans, mtp=mtp, match=match) as rows:
+        return [TensorInfo.from_json(r) for r in rows]

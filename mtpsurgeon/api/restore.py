@@ -41,7 +41,7 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
             dry_run: bool = False, verify: bool = True, dump: PathLike | Literal["auto"] | None = "auto",
             dtype: str = "raw", force: bool = False, accept_link_failures: bool = False,
             progress: Callable[[int], None] | None = None,
-            on_plan: Callable[[RestoreResult], None] | None = None) -> RestoreResult:
+            on_plan: Callable[[RestoreResult], None] | None = None, hash_input: bool = False) -> RestoreResult:
     """Undo what hides the MTP drafter of ``path``; write the patched model to ``out``.
 
     ``drafter``: a drafter to graft into a container that has none (a
@@ -59,7 +59,10 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
     (``verify``), and the model and its dump are renamed into place together
     (default ``MODEL-restored.EXT``). ``dump``: ``'auto'`` writes the re-linked
     weights to ``OUT.safetensors`` (``dtype`` as for extract), a path writes
-    them there, None writes none. A model whose MTP is already ready returns
+    them there, None writes none. Sections a container edit leaves alone are
+    copied by the kernel and not hashed; each dump records the sha256 of its
+    model's bytes (taken while the section was written when it was), and the
+    input's own sha256 only with ``hash_input`` (also in ``input_sha256``). A model whose MTP is already ready returns
     status ``'nothing-to-do'``; one with nothing hidden raises
     :class:`~mtpsurgeon.errors.NothingToRestore`.
 
@@ -99,12 +102,13 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
                 raise SurgeryError(f"{target}: the model and its dump cannot be the same file")
         with outs:
             patched = execute(plan, target, outs, verify=verify)
+            input_sha = analysis.file.source.sha256() if hash_input else None
             dumps = [] if dump_path is None else write_dump(outs, patched.weights, dump_path, dtype=dtype,
-                                                            progress=progress, source=str(path))
+                                                            progress=progress, source=str(path), source_sha256=input_sha)
         return RestoreResult(
             str(path), "restored", str(patched.output), planned.dump, planned.plan, relinked_tensors=patched.relinked,
             binding=list(patched.notes), verify=[_verify_run(r) for r in patched.runs], checks=planned.checks,
-            dumps=[str(p) for p in dumps], removed_stale=[str(p) for p in outs.cleaned])
+            dumps=[str(p) for p in dumps], removed_stale=[str(p) for p in outs.cleaned], input_sha256=input_sha)
 
 
 def recipe_file(recipe: str | None) -> Path | None:
@@ -119,17 +123,18 @@ def _verify_run(run: SignatureRun) -> VerifyRun:
 
 
 def write_dump(outs: OutputSet, weights: list[RelinkedWeights], path: Path, *, dtype: str,
-               progress: Callable[[int], None] | None, source: str) -> list[Path]:
-    """The re-linked weights as safetensors, into ``outs``: one file (several models: ``PATH.N.safetensors`` each)."""
-    if len(weights) != 1:
-        written = []
-        for i, w in enumerate(weights):
-            p = path.with_name(f"{path.stem}.{i}{path.suffix}")
-            dump_safetensors(w.model, w.tensors, outs.add(p, check_complete), dtype=dtype, force=True, progress=progress,
-                             section=w.section)
-            written.append(p)
-        return written
-    w = weights[0]
-    dump_safetensors(w.model, w.tensors, outs.add(path, check_complete), dtype=dtype, force=True, progress=progress, section=w.section,
-                     extra_metadata={"mtpsurgeon.restored_from": source})
-    return [Path(path)]
+               progress: Callable[[int], None] | None, source: str, source_sha256: str | None = None) -> list[Path]:
+    """The re-linked weights as safetensors, into ``outs``: one file (several models: ``PATH.N.safetensors`` each).
+
+    ``source_sha256`` (the input's hash, ``hash_input`` only) is recorded in
+    dumps of models read from the input; a section hashed while it was written
+    is not read again.
+    """
+    paths = [Path(path)] if len(weights) == 1 else [path.with_name(f"{path.stem}.{i}{path.suffix}")
+                                                    for i in range(len(weights))]
+    for p, w in zip(paths, weights):
+        from_input = Path(w.model.source.path) == Path(source)
+        dump_safetensors(w.model, w.tensors, outs.add(p, check_complete), dtype=dtype, force=True, progress=progress, section=w.section,
+                         source_sha256=source_sha256 if from_input else None, section_sha256=w.section_sha256,
+                         extra_metadata={"mtpsurgeon.restored_from": source})
+    return paths

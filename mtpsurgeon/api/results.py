@@ -262,6 +262,7 @@ class ExtractResult(JsonRecord):
     dumps: list[DumpInfo]
     removed_stale: list[str] | None = None  #: temporary files of earlier killed runs, removed
     notes: list[str] | None = None
+    input_sha256: str | None = None  #: the input file's sha256 (``hash_input`` only)
 
 
 # --- restore ---------------------------------------------------------------------------------
@@ -300,6 +301,7 @@ class RestoreResult(JsonRecord):
     refused: str | None = None  #: why the plan may not run (link checks), None if it may
     dumps: list[str] | None = None  #: every dump file written
     removed_stale: list[str] | None = None  #: temporary files of earlier killed runs, removed
+    input_sha256: str | None = None  #: the input file's sha256 (``hash_input`` only)
 
 
 # --- build-drafter ---------------------------------------------------------------------------

@@ -31,15 +31,16 @@ from mtpsurgeon.cli.render.progress import sized_progress
                    "inputs and compare (needs torch and transformers).")
 @click.option("--no-models", is_flag=True, help="Only the safetensors dump, no standalone .tflite files.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input, never through a symlink).")
+@click.option("--hash-input", is_flag=True, help="Also hash the whole input file (recorded in the dumps and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, allow_partial,
-            check_parity, no_models, force, as_json):
+            check_parity, no_models, force, hash_input, as_json):
     """Write MODEL's MTP weights (or a selection) as safetensors and standalone models."""
     with sized_progress("extracting", enabled=not as_json) as advance:
         result = extract(model, out_dir, select="all" if everything else "orphans" if orphans else "mtp",
                          section=section, subgraph=subgraph, signature=signature, match=pattern, dtype=dtype,
                          names=names, models=not no_models, force=force, progress=advance,
-                         allow_partial=allow_partial, check_parity=check_parity)
+                         allow_partial=allow_partial, check_parity=check_parity, hash_input=hash_input)
     for stale in result.removed_stale or []:
         status_line(f"removed {stale}, a temporary file left by an earlier run that was killed")
     if as_json:
@@ -72,6 +73,8 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
                 console.print(text(f"    {note}"))
     for note in result.notes or []:
         console.print(text(f"  note: {note}"))
+    if result.input_sha256:
+        console.print(text(f"  input sha256 {result.input_sha256}"))
     _parity_exit(result)
 
 

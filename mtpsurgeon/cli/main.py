@@ -6,6 +6,7 @@ problem and exit non-zero (2 for bad input); a traceback only with --debug.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import signal
 import sys
@@ -13,12 +14,37 @@ import sys
 import click
 
 from mtpsurgeon import __version__
-from mtpsurgeon.cli.render.escape import plain
 from mtpsurgeon.errors import MtpSurgeonError
 
 
+#: verb -> (module defining it, attribute, one-line help). Modules load only when their verb runs,
+#: so `mtpsurgeon --version` / `--help` start without numpy, flatbuffers, rich or the LiteRT schema.
+VERBS: dict[str, tuple[str, str, str]] = {
+    "inspect": ("mtpsurgeon.cli.inspect_cmd", "inspect", "Show what is in MODEL, what is orphaned and where MTP is."),
+    "extract": ("mtpsurgeon.cli.extract_cmd", "command", "Write MODEL's MTP weights (or a selection) as safetensors and standalone models."),
+    "restore": ("mtpsurgeon.cli.restore_cmd", "command", "Re-link the hidden MTP drafter or heads of MODEL into the execution graph."),
+    "bench": ("mtpsurgeon.cli.bench_cmd", "command", "Run the LiteRT-LM engine with speculative decoding off and on; compare."),
+    "tune": ("mtpsurgeon.cli.tune_cmd", "command", "Change how many tokens the MTP drafter proposes per cycle."),
+    "build-drafter": ("mtpsurgeon.cli.build_drafter_cmd", "command",
+                      "Build a LiteRT-LM drafter from a HF gemma4_assistant CHECKPOINT and graft it into --base."),
+}
+
+
 class SurgeonGroup(click.Group):
-    """Runs a verb and turns exceptions into one-line errors."""
+    """Runs a verb and turns exceptions into one-line errors; verbs are imported lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        module, attr, _ = VERBS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in VERBS.items()])
 
     def invoke(self, ctx: click.Context):
         try:
@@ -40,6 +66,8 @@ class SurgeonGroup(click.Group):
     def _fail(ctx: click.Context, message: str, code: int) -> None:
         if (ctx.obj or {}).get("debug"):
             raise
+        from mtpsurgeon.cli.render.escape import plain
+
         _silence_stdout()
         try:
             click.echo(f"mtpsurgeon: error: {plain(message)}", err=True)
@@ -87,21 +115,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
       mtpsurgeon bench MODEL       does MTP speculative decoding pay off here? (LiteRT-LM engine)
     """
     ctx.ensure_object(dict)["debug"] = debug
-
-
-def _register() -> None:
-    """Each verb lives in its own module (imported here, not at package import)."""
-    from mtpsurgeon.cli import bench_cmd, build_drafter_cmd, extract_cmd, inspect_cmd, restore_cmd, tune_cmd
-
-    cli.add_command(inspect_cmd.inspect)
-    cli.add_command(extract_cmd.command)
-    cli.add_command(restore_cmd.command)
-    cli.add_command(bench_cmd.command)
-    cli.add_command(tune_cmd.command)
-    cli.add_command(build_drafter_cmd.command)
-
-
-_register()
 
 
 def _terminate(signum, frame) -> None:

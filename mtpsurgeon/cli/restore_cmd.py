@@ -39,9 +39,11 @@ def _print_plan(planned: RestoreResult) -> None:
               help="Write a drafter that fails link checks (with a warning); never one whose KV inputs the base lacks.")
 @click.option("--bench", "with_bench", is_flag=True, help="Then measure the written container with the LiteRT-LM engine (as `bench`).")
 @bench_options("With --bench: ")
+@click.option("--hash-input", is_flag=True, help="Also hash the whole input file (recorded in the dumps and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
 def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force,
-            accept_link_failures, with_bench, prompts_file, max_tokens, repeats, backend, chat_template, as_json):
+            accept_link_failures, with_bench, prompts_file, max_tokens, repeats, backend, chat_template, hash_input,
+            as_json):
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
     if with_bench and dry_run:
         raise UsageError("--bench measures the file restore writes; it cannot be combined with --dry-run")
@@ -58,7 +60,8 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
         with byte_progress("dumping re-linked weights", total=0, enabled=not as_json) as advance:
             result = restore(model, output, drafter=drafter, base=base, recipe=recipe, signature_name=signature_name,
                              dry_run=dry_run, verify=verify, dump=None if no_dump else dump or "auto", dtype=dtype,
-                             force=force, accept_link_failures=accept_link_failures, progress=advance, on_plan=on_plan)
+                             force=force, accept_link_failures=accept_link_failures, progress=advance, on_plan=on_plan,
+                             hash_input=hash_input)
     except NothingToRestore as exc:
         if not as_json:
             raise
@@ -91,6 +94,8 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
         dumps = ", ".join(result.dumps or [])
         console.print(text("wrote ", "green") + text(f"{result.output}" + (
             f" and {dumps} ({result.relinked_tensors} re-linked tensors)" if dumps else "")))
+        if result.input_sha256:
+            console.print(text(f"  input sha256 {result.input_sha256}"))
         if result.bench is not None:
             render_bench(console, result.bench)
     if result.bench is not None and not result.bench.greedy_identical:

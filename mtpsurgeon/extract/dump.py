@@ -135,6 +135,7 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
                      dtype: str = "raw", names: str = "original", force: bool = False,
                      progress: Callable[[int], None] | None = None, extra_metadata: dict[str, str] | None = None,
                      *, section: int | str | None = None, source_sha256: str | None = None,
+                     section_sha256: str | None = None,
                      config_path: str | os.PathLike | None = None, num_key_value_heads: int | None = None,
                      hf_config_overrides: dict | None = None, roles: "RoleMap | None" = None,
                      allow_partial: bool = False, chunk_elements: int = CHUNK_ELEMENTS) -> DumpReport:
@@ -146,7 +147,11 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
     tell, e.g. ``sliding_window``); ``roles`` (the drafter's recognised roles)
     decides the names, and a tensor left unmapped stops the dump
     (:class:`PartialMappingError`) unless ``allow_partial``. ``section`` records the container section the model came
-    from; ``source_sha256`` saves re-hashing the source file when known.
+    from. Provenance hashes: the model's own bytes are always recorded
+    (``mtpsurgeon.section_sha256`` for a section, ``mtpsurgeon.source_sha256``
+    for a standalone .tflite), hashed here unless passed in
+    (``section_sha256``); a container's own sha256 only when passed as
+    ``source_sha256`` — hashing a multi-GB file is the caller's choice.
     """
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
@@ -209,7 +214,7 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
                                  lambda a=arr: iter((_cast(a, dtype),)), {"default": mapping.extra_origin.get(hname, "")}))
 
     plan.sort(key=lambda p: -DTYPE_SIZES[p.st_dtype])  # widest first: every tensor naturally aligned
-    metadata = _metadata(model, plan, dtype, names, section, source_sha256, extra_metadata)
+    metadata = _metadata(model, plan, dtype, names, section, source_sha256, section_sha256, extra_metadata)
     with atomic_output(out_path, force) as tmp:
         writer = SafetensorsWriter(tmp)
         for p in plan:
@@ -367,20 +372,24 @@ def _raw_chunks(model: "TFLiteModel", t: TensorRecord, nbytes: int, progress: Ca
 
 
 def _metadata(model: "TFLiteModel", plan: list[_Planned], dtype: str, names: str, section: int | str | None,
-              source_sha256: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+              source_sha256: str | None, section_sha256: str | None, extra: dict[str, str] | None) -> dict[str, str]:
     from mtpsurgeon._version import __version__
 
+    whole_file = model.offset == 0 and model.length == model.source.size
+    if source_sha256 is None and whole_file:
+        source_sha256 = section_sha256 or model.sha256()
     meta = {
         "format": "np",
         "mtpsurgeon.version": __version__,
         "mtpsurgeon.source": model.path.name,
-        "mtpsurgeon.source_sha256": source_sha256 or model.source.sha256(),
+        **({"mtpsurgeon.source_sha256": source_sha256} if source_sha256 else {}),
         "mtpsurgeon.dtype": dtype,
         "mtpsurgeon.names": names,
     }
     if section is not None:
         meta["mtpsurgeon.section"] = str(section)
-        meta["mtpsurgeon.section_sha256"] = model.sha256()
+    if section is not None or (section_sha256 and not whole_file):
+        meta["mtpsurgeon.section_sha256"] = (source_sha256 if whole_file else None) or section_sha256 or model.sha256()
     if model.label:
         meta["mtpsurgeon.model"] = model.label
     meta["mtpsurgeon.tensors"] = json.dumps({p.name: p.info for p in plan}, separators=(",", ":"))

@@ -8,15 +8,20 @@ from mtpsurgeon._version import __version__
 from mtpsurgeon.extract.dump import DumpReport
 
 
-def model_card(dump: DumpReport, source: str, source_sha256: str, where: str) -> str:
-    """Where the weights came from and exactly how a transformers forward relates to the LiteRT graph."""
+def model_card(dump: DumpReport, source: str, source_sha256: str | None, where: str, model_sha256: str | None = None) -> str:
+    """Where the weights came from and exactly how a transformers forward relates to the LiteRT graph.
+
+    ``source_sha256``: the whole input's hash (only when it was asked for);
+    ``model_sha256``: the hash of the drafter model's own bytes (its section).
+    """
     cfg = json.loads(Path(dump.config_path).read_text()) if dump.config_path and Path(dump.config_path).exists() else {}
     tc = cfg.get("text_config", {})
     cap = tc.get("final_logit_softcapping")
     lines = [
         "---", "library_name: transformers", "tags: [gemma4_assistant, mtp, speculative-decoding, mtpsurgeon]", "---", "",
         "# Gemma 4 MTP drafter extracted from a LiteRT model", "",
-        f"- source: `{source}` (sha256 `{source_sha256}`), {where}",
+        f"- source: `{source}`" + (f" (sha256 `{source_sha256}`)" if source_sha256 else "") + f", {where}"
+        + (f" (sha256 of its bytes `{model_sha256}`)" if model_sha256 and model_sha256 != source_sha256 else ""),
         f"- written by mtpsurgeon {__version__} (`extract --names hf --dtype {dump.dtype}`): "
         f"{dump.tensors} tensors, {dump.parameters:,} parameters",
         "- weights named by the role each plays in the LiteRT graph (recognised from dataflow, not names)", "",

@@ -26,6 +26,7 @@ class ExtractResult:
     dumps: list[DumpReport] = field(default_factory=list)
     cleaned: list[Path] = field(default_factory=list)  #: stale temporary files of killed runs, removed
     notes: list[str] = field(default_factory=list)
+    source_sha256: str | None = None  #: the input file's sha256, with ``hash_input`` only
 
 
 def _stem(sel: Selection, base: str, multi: bool) -> str:
@@ -51,11 +52,14 @@ def section_file_name(base: str, index: int, model_type: str | None) -> str:
 def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, dtype: str = "raw", names: str = "original",
                 models: bool = True, force: bool = False, progress: Callable[[int], None] | None = None,
                 inputs: Iterable[str | os.PathLike | None] = (), allow_partial: bool = False,
-                check_parity: bool = False) -> ExtractResult:
+                check_parity: bool = False, hash_input: bool = False) -> ExtractResult:
     """Write each selection's standalone models and one safetensors dump per model, all or nothing.
 
     Every file goes through one :class:`~mtpsurgeon.outputs.OutputSet`: written
     under a temporary name, renamed into ``out_dir`` only when all are complete.
+    Each section copied out is hashed while it is copied, and that hash is
+    reused for the dump's provenance; the whole input file is hashed only
+    with ``hash_input`` (then recorded as ``mtpsurgeon.source_sha256``).
     """
     file = report.file
     out_dir = Path(out_dir)
@@ -63,8 +67,9 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
         raise OutputError(out_dir, "exists and is not a directory")
     base = Path(file.path).stem  # the user's own file name: kept as given
     multi = len(selections) > 1
-    source_sha = file.source.sha256()
-    result = ExtractResult()
+    source_sha = file.source.sha256() if hash_input else None
+    result = ExtractResult(source_sha256=source_sha)
+    section_sha: dict[int, str] = {}  # sections hashed while copied out, reused by their dumps
     with OutputSet(force=force, inputs=[file.path, *inputs]) as outs:
         for sel in selections:
             stem = _stem(sel, base, multi)
@@ -72,9 +77,9 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
                 for index in sel.section_files:
                     s = file.sections[index]
                     path = out_dir / section_file_name(base, index, s.model_type)
-                    digest = write_section(file, index, outs.add(path), True)
+                    digest = section_sha[index] = write_section(file, index, outs.add(path), True)
                     result.models.append({"path": str(path), "sha256": digest, "kind": "section", "source": f"section {index}",
-                                          "section_sha256": file.section_sha256(index)})
+                                          "section_sha256": digest})
             if models:
                 for sg, key in sel.subgraph_files:
                     path = out_dir / f"{stem}.subgraph{sg}.tflite"
@@ -86,18 +91,20 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
                 # A folder transformers loads as is: model.safetensors + config.json + README.md.
                 folder = out_dir / stem if multi else out_dir
                 path, config, card = folder / "model.safetensors", folder / "config.json", folder / "README.md"
-                d = dump_safetensors(sel.model, sel.tensors, outs.add(path, check_complete), dtype=dtype, names=names,
-                                     force=True, progress=progress, section=sel.analysis.section_index,
-                                     source_sha256=source_sha, config_path=outs.add(config), roles=_drafter_roles(sel), allow_partial=allow_partial)
-                outs.add(card).write_text(model_card(d, Path(file.path).name, source_sha, sel.analysis.where))
+                d = dump_safetensors(sel.model, sel.tensors, outs.add(path, check_complete), dtype=dtype, names=names, force=True,
+                                     progress=progress, section=sel.analysis.section_index, source_sha256=source_sha,
+                                     section_sha256=section_sha.get(sel.analysis.section_index),
+                                     config_path=outs.add(config), roles=_drafter_roles(sel), allow_partial=allow_partial)
+                model_sha = section_sha.get(sel.analysis.section_index) or sel.model.sha256()
+                outs.add(card).write_text(model_card(d, Path(file.path).name, source_sha, sel.analysis.where, model_sha))
                 d.path, d.config_path = path, config
                 result.dumps.append(d)
             elif sel.tensors:
                 suffix = "" if dtype == "raw" else f".{dtype}"
                 path = out_dir / f"{stem}{suffix}.safetensors"
-                d = dump_safetensors(sel.model, sel.tensors, outs.add(path, check_complete), dtype=dtype, names=names,
-                                     force=True, progress=progress, section=sel.analysis.section_index,
-                                     source_sha256=source_sha)
+                d = dump_safetensors(sel.model, sel.tensors, outs.add(path, check_complete), dtype=dtype, names=names, force=True,
+                                     progress=progress, section=sel.analysis.section_index, source_sha256=source_sha,
+                                     section_sha256=section_sha.get(sel.analysis.section_index))
                 d.path = path
                 result.dumps.append(d)
     result.cleaned = list(outs.cleaned)

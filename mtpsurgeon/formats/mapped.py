@@ -1,12 +1,12 @@
 """One read-only memory map per input file, with bounds-checked views."""
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 from pathlib import Path
 
 from mtpsurgeon.errors import MalformedFileError
+from mtpsurgeon.formats.copy import sha256_file
 from mtpsurgeon.formats.regular import open_regular
 
 
@@ -37,14 +37,32 @@ class MappedFile:
             )
         return self.view[offset : offset + length]
 
-    def sha256(self, offset: int = 0, length: int | None = None, chunk: int = 1 << 24) -> str:
-        """Streamed sha256 of a byte range (the whole file by default)."""
+    def release_pages(self, offset: int = 0, length: int | None = None) -> None:
+        """Let the kernel drop this range's pages from our resident set (they fault back in on use).
+
+        Called after a model's metadata has been parsed into records: a
+        multi-MB flatbuffer need not stay resident while it is analysed.
+        """
+        advise = getattr(self._map, "madvise", None)
+        flag = getattr(mmap, "MADV_DONTNEED", None)
+        if advise is None or flag is None:
+            return
         length = self.size - offset if length is None else length
-        digest = hashlib.sha256()
-        view = self.slice(offset, length, "hashed range")
-        for start in range(0, length, chunk):
-            digest.update(view[start : start + chunk])
-        return digest.hexdigest()
+        start = offset - offset % mmap.PAGESIZE
+        try:
+            advise(flag, start, min(self.size, offset + length) - start)
+        except (OSError, ValueError):
+            pass  # advice only
+
+    def sha256(self, offset: int = 0, length: int | None = None) -> str:
+        """sha256 of a byte range (the whole file by default), read through one reused buffer.
+
+        Not through the map: hashing a multi-GB range must not fault it into
+        this process's resident set.
+        """
+        length = self.size - offset if length is None else length
+        self.slice(offset, length, "hashed range")  # bounds check only
+        return sha256_file(self.path, offset, length)
 
     def close(self) -> None:
         """Release the map. Views handed out must no longer be used."""

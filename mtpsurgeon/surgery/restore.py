@@ -7,6 +7,7 @@ surgery never depends on the extract layer above it.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class RelinkedWeights:
     model: TFLiteModel
     tensors: list[TensorRecord]
     section: int | None  #: container section of ``model`` (None: a .tflite or a grafted drafter)
+    section_sha256: str | None = None  #: sha256 of ``model``'s bytes, taken while the output was written
 
 
 @dataclass
@@ -83,6 +85,12 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
     runs in the LiteRT interpreter (``verify``) before the caller commits the
     set, so the patched model and any files written beside it (the dump) land
     together or not at all (:class:`~mtpsurgeon.outputs.OutputSet`).
+
+    Sections a container edit leaves alone are copied by the kernel
+    (``formats.copy``) and not hashed; that copy runs in a background thread
+    (the kernel releases the GIL) while verification runs here. Each
+    :class:`RelinkedWeights` of a written section carries the sha256 taken
+    while it was written, so its dump needs no second read.
     """
     plan.ensure_allowed()
     report = plan.report
@@ -91,6 +99,8 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
     result = PatchResult(out)
     weights = result.weights
     tmp = outs.add(out)
+    writing: _Background | None = None
+    out_sections: list[int | None] = []  # per weights entry: its section index in the output (hashed when written)
     if isinstance(src, LiteRTLMContainer):
         edits: list[Edit] = []
         to_run: list[tuple[bytes | memoryview, str, list[str] | None]] = []
@@ -102,11 +112,13 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
                 to_run.append((plan.drafter.data, "grafted drafter", [plan.drafter.match.io.signature_key]))
                 d = plan.drafter.model
                 weights.append(RelinkedWeights(d, weight_tensors(d), None))
+                out_sections.append(len(src.sections))  # appended last
             elif step.kind == "retag":
                 edits.append(retag_edit(f.section))
                 to_run.append((src.section_bytes(f.section), f"section {f.section}", None))
                 m = src.model(f.section)
                 weights.append(RelinkedWeights(m, weight_tensors(m), f.section))
+                out_sections.append(f.section)  # same bytes, new header entry: hashed while written
             else:
                 by_section.setdefault(f.section, []).append(step)
         for index, steps in by_section.items():
@@ -117,19 +129,53 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
             edits.append(Replace(index, data))
             to_run.append((data, f"section {index}", keys))
             weights.append(RelinkedWeights(model, [model.tensor(sg, i) for sg, i in relinked], index))
-        with malformed_model(src.path, "encoding the patched container"):
-            rewrite_container(src, edits, tmp, force=True)
+            out_sections.append(None)  # the dump reads the original section, whose bytes were replaced
+
+        def _write():
+            with malformed_model(src.path, "encoding the patched container"):
+                return rewrite_container(src, edits, tmp, force=True)
+
+        writing = _Background(_write)
     else:
         ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
         with malformed_model(src.path, "encoding the patched model"):
             write_tflite(ir, tmp, force=True)
         to_run = [(tmp.read_bytes(), "model", keys)]
         weights.append(RelinkedWeights(src, [src.tensor(sg, i) for sg, i in relinked], None))
-    if verify:
-        for data, label, keys in to_run:
-            result.runs.extend(run_signatures(data, label, keys))
-        failed = [r for r in result.runs if not r.ok]
-        if failed:
-            raise SurgeryError(f"{out}: the patched model failed verification: "
-                               + "; ".join(f"{r.label} '{r.signature}': {r.detail}" for r in failed))
+        out_sections.append(None)
+    try:
+        if verify:
+            for data, label, keys in to_run:
+                result.runs.extend(run_signatures(data, label, keys))
+    finally:
+        written = writing.result() if writing is not None else None  # joined before the set can clean up
+    if written is not None:
+        for w, o in zip(weights, out_sections):
+            if o is not None and o < len(written.section_sha256):
+                w.section_sha256 = written.section_sha256[o]
+    failed = [r for r in result.runs if not r.ok]
+    if failed:
+        raise SurgeryError(f"{out}: the patched model failed verification: "
+                           + "; ".join(f"{r.label} '{r.signature}': {r.detail}" for r in failed))
     return result
+
+
+class _Background:
+    """Run ``fn`` in a thread; ``result()`` joins it and returns its value or raises its exception."""
+
+    def __init__(self, fn) -> None:
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="mtpsurgeon-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller in result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

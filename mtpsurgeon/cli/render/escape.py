@@ -49,12 +49,40 @@ def text(value: Any, style: str = "") -> Text:
     return Text(plain(value), style=style)
 
 
+def is_row_stream(data: Any) -> bool:
+    """True for a sized, sliceable sequence of rows made on demand (the API's long listings), not a list."""
+    return (hasattr(data, "__iter__") and hasattr(data, "__len__") and hasattr(data, "__getitem__")
+            and not isinstance(data, (str, bytes, dict, list, tuple)))
+
+
+class PlainRows:
+    """A lazily made row sequence whose rows come out through :func:`plain_tree`, one at a time."""
+
+    def __init__(self, rows: Any, limit: int | None = DISPLAY_LIMIT) -> None:
+        self.rows = rows
+        self.limit = limit
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return (plain_tree(r, self.limit) for r in self.rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        return plain_tree(self.rows[index], self.limit)
+
+
 def plain_tree(data: Any, limit: int | None = DISPLAY_LIMIT) -> Any:
-    """A copy of a JSON-like tree with every string passed through :func:`plain` (keys too)."""
+    """A copy of a JSON-like tree with every string passed through :func:`plain` (keys too).
+
+    A lazily made row sequence stays lazy: its rows are made safe as they are read.
+    """
     if isinstance(data, str):
         return plain(data, limit)
     if isinstance(data, dict):
         return {plain_tree(k, limit): plain_tree(v, limit) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [plain_tree(v, limit) for v in data]
+    if is_row_stream(data) and not isinstance(data, PlainRows):
+        return PlainRows(data, limit)
     return data

@@ -19,6 +19,8 @@ from mtpsurgeon.cli.render.escape import plain_tree
 from mtpsurgeon.cli.render.formatting import human_bytes, human_count, spec
 
 VERDICT_STYLE = {"ready": "bold green", "hidden": "bold yellow", "mismatched": "bold red", "absent": "bold red"}
+LISTING_LIMIT = 200  #: text listings stop here unless --all
+_TABLE_ROWS = 2000  #: past this, --all prints plain aligned lines (a rich table would hold every row)
 
 
 def T(*parts: str | tuple[str, str]) -> Text:
@@ -154,17 +156,41 @@ def render_overview(console: Console, data: dict) -> None:
     console.print(_mtp(data))
 
 
-def render_tensors(console: Console, rows: list[dict]) -> None:
-    """The --tensors listing."""
+_TENSOR_COLUMNS = ("sec", "sg", "#", "name", "type", "quant", "buf", "bytes", "flags")
+
+
+def _tensor_cells(r: dict) -> tuple[str, ...]:
+    """One row's cells; ``r`` has been through :func:`plain_tree` (file strings made safe)."""
+    q = r["quantization"]
+    quant = "" if q is None else q["scheme"] + (f"/d{q['quantized_dimension']}" if q["scheme"] == "per-channel" else "")
+    flags = [f for f in ("orphan", "mtp", "spurious_quantization") if r.get(f)] + (["sparse"] if r.get("sparsity") else [])
+    return ("-" if r["section"] is None else str(r["section"]), str(r["subgraph"]), str(r["index"]), r["name"],
+            spec(r["dtype"], r["shape"]), quant, str(r["buffer"]), human_bytes(r["bytes"]) if r["bytes"] else "",
+            " ".join(flags))
+
+
+def render_tensors(console: Console, rows: Any, limit: int | None = LISTING_LIMIT) -> None:
+    """The --tensors listing: the first ``limit`` rows and a count of the rest (None: all of them).
+
+    ``rows`` is a sized sequence (a list, or lazily made rows); very long full
+    listings are printed line by line, without markup, so memory stays flat.
+    """
     rows = plain_tree(rows)
-    t = Table(title=f"Tensors ({len(rows)})", title_justify="left", pad_edge=False)
-    for col in ("sec", "sg", "#", "name", "type", "quant", "buf", "bytes", "flags"):
+    n = len(rows)
+    if limit is None and n > _TABLE_ROWS:
+        console.print(T(f"Tensors ({n})"), highlight=False)
+        console.print(T("  ".join(_TENSOR_COLUMNS)), highlight=False)
+        out = console.file
+        for r in rows:
+            out.write("  ".join(_tensor_cells(r)) + "\n")
+        out.flush()
+        return
+    shown = rows[: n if limit is None else limit]
+    t = Table(title=f"Tensors ({n})", title_justify="left", pad_edge=False)
+    for col in _TENSOR_COLUMNS:
         t.add_column(col, justify="right" if col in ("sec", "sg", "#", "buf", "bytes") else "left", overflow="fold")
-    for r in rows:
-        q = r["quantization"]
-        quant = "" if q is None else q["scheme"] + (f"/d{q['quantized_dimension']}" if q["scheme"] == "per-channel" else "")
-        flags = [f for f in ("orphan", "mtp", "spurious_quantization") if r.get(f)] + (["sparse"] if r.get("sparsity") else [])
-        t.add_row("-" if r["section"] is None else str(r["section"]), str(r["subgraph"]), str(r["index"]), T(r["name"]),
-                  T(spec(r["dtype"], r["shape"])), T(quant), str(r["buffer"]), human_bytes(r["bytes"]) if r["bytes"] else "",
-                  " ".join(flags))
+    for r in shown:
+        t.add_row(*(T(c) for c in _tensor_cells(r)))
+    if len(shown) < n:
+        t.caption = f"… {n - len(shown)} more (--all lists every one, --json streams them)"
     console.print(t)

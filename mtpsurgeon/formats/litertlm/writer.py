@@ -7,11 +7,17 @@ section on a 16 KiB boundary with zero padding between, the file ending where
 the last section ends. As there, the header is packed first with placeholder
 offsets to learn its size, then packed again with the real offsets (same
 size, asserted). Since every section's size is known up front, the file is
-then written front to back, streaming section bytes in chunks (no seeks, so
-any binary stream works). Item values keep their flatbuffer ``VData`` types.
+then written front to back (no seeks, so any binary stream works). Item
+values keep their flatbuffer ``VData`` types.
+
+Sections taken unchanged from another file (a :class:`FileRange`) are copied
+by the kernel (``formats.copy``); every other section — new bytes, or a
+section whose header entry changed — is hashed while it is written, and its
+sha256 is returned, so provenance never needs a second read.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from dataclasses import dataclass, field, replace
@@ -21,6 +27,7 @@ from typing import IO, Any, Iterable, Union
 import flatbuffers
 
 from mtpsurgeon.errors import SurgeryError
+from mtpsurgeon.formats.copy import FileRange, copy_range, write_hashed
 from mtpsurgeon.formats.litertlm.schema import (
     HEADER_BEGIN,
     MAGIC,
@@ -32,17 +39,18 @@ from mtpsurgeon.formats.litertlm.schema import (
 )
 from mtpsurgeon.outputs import atomic_output
 
-try:  # the version the installed official builder writes
-    from litert_lm_builder import litertlm_core as _core
+def default_version() -> tuple[int, int, int]:
+    """The version the installed official builder writes (imports the builder: only for new containers)."""
+    try:
+        from litert_lm_builder import litertlm_core as core
 
-    DEFAULT_VERSION = (_core.LITERTLM_MAJOR_VERSION, _core.LITERTLM_MINOR_VERSION, _core.LITERTLM_PATCH_VERSION)
-except Exception:  # pragma: no cover - absl missing
-    DEFAULT_VERSION = (1, 7, 0)
+        return core.LITERTLM_MAJOR_VERSION, core.LITERTLM_MINOR_VERSION, core.LITERTLM_PATCH_VERSION
+    except Exception:  # pragma: no cover - absl missing
+        return 1, 7, 0
 
-CHUNK = 1 << 24
 VDATA_CODES: dict[str, int] = {v: k for k, v in VDATA_NAMES.items()}
 
-Source = Union[memoryview, bytes, bytearray, str, os.PathLike]
+Source = Union[memoryview, bytes, bytearray, str, os.PathLike, FileRange]
 
 
 @dataclass(frozen=True)
@@ -82,13 +90,17 @@ class Item:
 class SectionSpec:
     """One section to write: data type, typed items and where its bytes come from.
 
-    ``source`` is a memoryview (e.g. a zero-copy slice of another container),
-    bytes, or a file path.
+    ``source`` is bytes or a memoryview, a file path, or a :class:`FileRange`
+    (a byte range of another file, e.g. a section of the container being
+    rewritten). ``changed`` is False only for a section carried over as it
+    was (same bytes, same header entry): those are copied by the kernel and
+    not hashed.
     """
 
     data_type: int | str
     items: list[Item]
     source: Source
+    changed: bool = True
 
     @property
     def data_type_code(self) -> int:
@@ -100,6 +112,8 @@ class SectionSpec:
 
     @property
     def size(self) -> int:
+        if isinstance(self.source, FileRange):
+            return self.source.length
         if isinstance(self.source, (str, os.PathLike)):
             return os.path.getsize(self.source)
         return memoryview(self.source).nbytes
@@ -119,6 +133,8 @@ class LiteRTLMWriteResult:
     size: int
     header_end: int
     sections: tuple[tuple[int, int], ...]  #: (begin, end) of each section written
+    #: sha256 of each section hashed while written (every changed or new one); None for kernel-copied ones
+    section_sha256: tuple[str | None, ...] = ()
 
 
 def _align(n: int, a: int = SECTION_ALIGNMENT) -> int:
@@ -140,8 +156,12 @@ def _pack_header(system: list[Item], sections: list[SectionSpec], ranges: list[t
 
 
 def write_litertlm(sections: list[SectionSpec], system_metadata: Iterable[Item], out: str | os.PathLike | IO[bytes],
-                   version: tuple[int, int, int] = DEFAULT_VERSION, *, force: bool = False) -> LiteRTLMWriteResult:
-    """Write a container holding ``sections`` in order; a path is written atomically."""
+                   version: tuple[int, int, int] | None = None, *, force: bool = False) -> LiteRTLMWriteResult:
+    """Write a container holding ``sections`` in order; a path is written atomically.
+
+    ``version`` defaults to the one the installed litert-lm-builder writes.
+    """
+    version = version or default_version()
     system = list(system_metadata)
     sizes = [s.size for s in sections]
     placeholder = _pack_header(system, sections, [(1, 1)] * len(sections))  # non-default: same width as real offsets
@@ -155,40 +175,38 @@ def write_litertlm(sections: list[SectionSpec], system_metadata: Iterable[Item],
         raise SurgeryError(f"internal: header size changed from {len(placeholder)} to {len(header)} between packs")
     if isinstance(out, (str, os.PathLike)):
         with atomic_output(out, force) as tmp, open(tmp, "wb") as f:
-            size = _emit(f, version, header, sections, ranges, sizes)
+            size, hashes = _emit(f, version, header, sections, ranges, sizes)
     else:
-        size = _emit(out, version, header, sections, ranges, sizes)
-    return LiteRTLMWriteResult(size, header_end, tuple(ranges))
+        size, hashes = _emit(out, version, header, sections, ranges, sizes)
+    return LiteRTLMWriteResult(size, header_end, tuple(ranges), tuple(hashes))
 
 
 def _emit(f: IO[bytes], version: tuple[int, int, int], header: bytes, sections: list[SectionSpec],
-          ranges: list[tuple[int, int]], sizes: list[int]) -> int:
+          ranges: list[tuple[int, int]], sizes: list[int]) -> tuple[int, list[str | None]]:
     head = MAGIC + struct.pack("<3I", *version)
     head += b"\0" * (24 - len(head)) + struct.pack("<Q", HEADER_BEGIN + len(header))
     f.write(head)
     f.write(header)
     pos = HEADER_BEGIN + len(header)
+    hashes: list[str | None] = []
     for spec, (begin, end), n in zip(sections, ranges, sizes):
         f.write(b"\0" * (begin - pos))
-        written = _copy(spec.source, f)
+        digest = hashlib.sha256() if spec.changed else None
+        written = _copy(spec.source, f, digest)
         if written != n:
             raise SurgeryError(f"section source changed size while writing ({n} → {written} bytes)")
+        hashes.append(digest.hexdigest() if digest is not None else None)
         pos = end
-    return pos
+    f.flush()
+    return pos, hashes
 
 
-def _copy(source: Source, f: IO[bytes]) -> int:
+def _copy(source: Source, f: IO[bytes], digest) -> int:
     if isinstance(source, (str, os.PathLike)):
-        total = 0
-        with open(source, "rb") as src:
-            while chunk := src.read(CHUNK):
-                f.write(chunk)
-                total += len(chunk)
-        return total
-    mv = memoryview(source).cast("B")
-    for start in range(0, mv.nbytes, CHUNK):
-        f.write(mv[start : start + CHUNK])
-    return mv.nbytes
+        source = FileRange(source, 0, os.path.getsize(source))
+    if isinstance(source, FileRange):
+        return copy_range(source, f, digest=digest)
+    return write_hashed(source, f, digest)
 
 
 # ------------------------------------------------------------------ rewriting
@@ -199,9 +217,10 @@ def typed_header(container: Any) -> tuple[list[Item], list[list[Item]]]:
 
 
 def section_specs(container: Any) -> list[SectionSpec]:
-    """One spec per existing section, its bytes a zero-copy view of the container."""
+    """One spec per existing section, unchanged: its bytes a range of the container's file (kernel-copied)."""
     _, items = typed_header(container)
-    return [SectionSpec(s.data_type, items[s.index], container.section_bytes(s.index)) for s in container.sections]
+    return [SectionSpec(s.data_type, items[s.index], FileRange(container.path, s.begin, s.size), changed=False)
+            for s in container.sections]
 
 
 @dataclass(frozen=True)
@@ -282,8 +301,10 @@ def apply_edits(container: Any, edits: Iterable[Edit]) -> list[SectionSpec]:
             dropped.add(e.index)
         elif isinstance(e, Retag):
             s.items = _retag(s.items, e)
+            s.changed = True
         elif isinstance(e, Replace):
             s.source = e.source
+            s.changed = True
             if e.data_type is not None:
                 s.data_type = e.data_type
     out: list[SectionSpec] = []
@@ -297,7 +318,10 @@ def apply_edits(container: Any, edits: Iterable[Edit]) -> list[SectionSpec]:
 def rewrite_container(container: Any, edits: Iterable[Edit], out: str | os.PathLike | IO[bytes], *,
                       force: bool = False, version: tuple[int, int, int] | None = None,
                       system_metadata: Iterable[Item] | None = None) -> LiteRTLMWriteResult:
-    """Write ``container`` with ``edits`` applied; untouched sections are copied byte for byte.
+    """Write ``container`` with ``edits`` applied; untouched sections are copied byte for byte by the kernel.
+
+    The result's ``section_sha256`` holds the sha256 of every section that
+    was edited or added (hashed as it was written), None for the others.
 
     The version defaults to the source's (the header keeps its data-type
     codes), the system metadata to the source's, types included.

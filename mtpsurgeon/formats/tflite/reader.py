@@ -6,6 +6,9 @@ returns a :class:`TFLiteModel` whose tensor data are views into the map.
 """
 from __future__ import annotations
 
+import struct
+from typing import Iterator
+
 import numpy as np
 
 from mtpsurgeon.errors import MalformedFileError
@@ -57,13 +60,16 @@ def read_tflite(source: MappedFile, offset: int = 0, length: int | None = None, 
         raise MalformedFileError(source.path, f"{where}corrupt flatbuffer: {exc}") from exc
     except CORRUPT as exc:
         raise MalformedFileError(source.path, f"{where}corrupt flatbuffer ({type(exc).__name__}: {exc})") from exc
+    source.release_pages(offset, length)  # the records hold what is needed; weights fault back in on use
     return TFLiteModel(source, offset, length, records, label)
 
 
 def _parse(buf: memoryview, base: int, length: int) -> ModelRecords:
     model = fb.Model.GetRootAs(buf, 0)
     opcodes = tuple(_opcode(model.OperatorCodes(i), i) for i in range(vector_len(model, 1, 4, "operator_codes")))
-    buffers = tuple(_buffer(model.Buffers(i), i, base, length) for i in range(vector_len(model, 4, 4, "buffers")))
+    raw = _Raw(buf)
+    vector_len(model, 4, 4, "buffers")
+    buffers = tuple(_raw_buffer(raw, pos, i, base, length) for i, pos in enumerate(raw.tables(model._tab.Pos, 12, "buffers")))
     n_sub = vector_len(model, 2, 4, "subgraphs")
     subgraphs = tuple(_subgraph(model.Subgraphs(i), i, opcodes, len(buffers), n_sub) for i in range(n_sub))
     signatures = tuple(
@@ -119,6 +125,28 @@ def _buffer(b: "fb.Buffer", index: int, base: int, length: int) -> BufferRecord:
     return BufferRecord(index, base + start, n, "inline")
 
 
+_U64 = struct.Struct("<Q").unpack_from
+
+
+def _raw_buffer(raw: "_Raw", pos: int, index: int, base: int, length: int) -> BufferRecord:
+    """One Buffer table read directly (same record and checks as :func:`_buffer`)."""
+    p = raw.field(pos, 6)
+    off = _U64(raw.buf, p)[0] if p else 0
+    if off > 1:
+        p = raw.field(pos, 8)
+        size = _U64(raw.buf, p)[0] if p else 0
+        if off + size > length:
+            raise _Bad(f"buffer {index}: offset {off} + size {size} runs past the end of the model ({length} bytes)")
+        return BufferRecord(index, base + off, size, "offset")
+    p = raw.field(pos, 4)
+    if not p:
+        return BufferRecord(index, 0, 0, "empty")
+    start, n = raw.vector(p, 1, f"buffer {index} data")
+    if n == 0:
+        return BufferRecord(index, 0, 0, "empty")
+    return BufferRecord(index, base + start, n, "inline")
+
+
 def _ints(table: object, field_index: int, getter: str, what: str) -> tuple[int, ...]:
     n = vector_len(table, field_index, 4, what)
     if n == 0:
@@ -157,29 +185,136 @@ def _quantization(q: "fb.QuantizationParameters | None", where: str) -> Quantiza
     )
 
 
-def _tensor(t: "fb.Tensor", sg: int, index: int, n_buffers: int) -> TensorRecord:
-    where = f"subgraph {sg} tensor {index}"
-    dtype = DTYPES.get(t.Type())
+_U8 = struct.Struct("<B").unpack_from
+_I8 = struct.Struct("<b").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_I32 = struct.Struct("<i").unpack_from
+
+
+class _Raw:
+    """Direct field access into one flatbuffer (the generated readers cost ~20 calls per field).
+
+    Used for the per-tensor and per-operator tables, which a model has
+    hundreds of thousands of. Every read is bounds-checked: struct refuses
+    to read past the buffer, and vectors are checked before they are read.
+    """
+
+    __slots__ = ("buf", "size", "shapes")
+
+    def __init__(self, buf: memoryview) -> None:
+        self.buf = buf
+        self.size = len(buf)
+        self.shapes: dict[tuple[int, ...], tuple[int, ...]] = {}  #: one tuple per distinct shape
+
+    def field(self, table: int, slot: int) -> int:
+        """Absolute position of field ``slot`` (vtable byte offset) of ``table``, or 0 when absent."""
+        buf = self.buf
+        vt = table - _I32(buf, table)[0]
+        if slot >= _U16(buf, vt)[0]:
+            return 0
+        off = _U16(buf, vt + slot)[0]
+        return table + off if off else 0
+
+    def slots(self, table: int, n: int) -> tuple[int, ...]:
+        """Offsets in ``table`` of its first ``n`` fields (0 = absent), from one read of its vtable."""
+        buf = self.buf
+        vt = table - _I32(buf, table)[0]
+        have = min(n, max(0, (_U16(buf, vt)[0] - 4) // 2))
+        got = struct.unpack_from(f"<{have}H", buf, vt + 4) if have else ()
+        return got + (0,) * (n - have)
+
+    def ints_at(self, pos: int, what: str) -> tuple[int, ...]:
+        start, n = self.vector(pos, 4, what)
+        return struct.unpack_from(f"<{n}i", self.buf, start) if n else ()
+
+    def str_at(self, pos: int) -> str:
+        start, n = self.vector(pos, 1, "string")
+        return str(self.buf[start : start + n], "utf-8", "replace")
+
+    def table(self, pos: int) -> int:
+        """The table an offset field at ``pos`` points to."""
+        return pos + _U32(self.buf, pos)[0]
+
+    def vector(self, pos: int, elem_size: int, what: str) -> tuple[int, int]:
+        """(start of the elements, count) of the vector an offset field at ``pos`` points to."""
+        vec = pos + _U32(self.buf, pos)[0]
+        n = _U32(self.buf, vec)[0]
+        if vec + 4 + n * elem_size > self.size:
+            raise FlatbufferBoundsError(f"{what}: vector of {n} entries overruns the flatbuffer")
+        return vec + 4, n
+
+    def ints(self, table: int, slot: int, what: str) -> tuple[int, ...] | None:
+        """An int32 vector field (None when absent)."""
+        pos = self.field(table, slot)
+        if not pos:
+            return None
+        start, n = self.vector(pos, 4, what)
+        return struct.unpack_from(f"<{n}i", self.buf, start) if n else ()
+
+    def string(self, table: int, slot: int) -> str | None:
+        pos = self.field(table, slot)
+        if not pos:
+            return None
+        start, n = self.vector(pos, 1, "string")
+        return bytes(self.buf[start : start + n]).decode("utf-8", errors="replace")
+
+    def tables(self, table: int, slot: int, what: str) -> Iterator[int]:
+        """Positions of the tables in a vector-of-tables field (generated one by one)."""
+        pos = self.field(table, slot)
+        if not pos:
+            return iter(())
+        start, n = self.vector(pos, 4, what)
+        return (start + 4 * i + _U32(self.buf, start + 4 * i)[0] for i in range(n))
+
+
+# Tensor / Operator field slots in the LiteRT schema (vtable byte offsets: 4 + 2 * field id).
+_T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANT, _T_VARIABLE, _T_SPARSITY, _T_SHAPE_SIG, _T_EXTERNAL = 4, 6, 8, 10, 12, 14, 16, 18, 24
+_OP_OPCODE, _OP_INPUTS, _OP_OUTPUTS, _OP_INTERMEDIATES = 4, 6, 8, 20
+
+
+def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int) -> TensorRecord:
+    """One tensor read straight from its table (same record and checks as :func:`_tensor`)."""
+    buf = raw.buf
+    o = raw.slots(pos, 11)  # the vtable, read once: each field's offset in the table (0 = absent)
+    code = _I8(buf, pos + o[1])[0] if o[1] else 0
+    dtype = DTYPES.get(code)
     if dtype is None:
-        raise _Bad(f"{where}: unknown tensor type {t.Type()}")
-    buffer = t.Buffer()
+        raise _Bad(f"subgraph {sg} tensor {index}: unknown tensor type {code}")
+    buffer = _U32(buf, pos + o[2])[0] if o[2] else 0
     if not 0 <= buffer < max(n_buffers, 1):
-        raise _Bad(f"{where}: buffer index {buffer} out of range ({n_buffers} buffers)")
-    shape = _ints(t, 0, "ShapeAsNumpy", f"{where} shape")
-    sig = _ints(t, 7, "ShapeSignatureAsNumpy", f"{where} shape_signature") if not t.ShapeSignatureIsNone() else None
+        raise _Bad(f"subgraph {sg} tensor {index}: buffer index {buffer} out of range ({n_buffers} buffers)")
+    shape = raw.ints_at(pos + o[0], "tensor shape") if o[0] else ()
+    shape = raw.shapes.setdefault(shape, shape)
+    quant = None
+    if o[4]:
+        q = raw.table(pos + o[4])
+        if _U16(buf, q - _I32(buf, q)[0])[0] <= 4:  # a table with no fields set
+            quant = Quantization(None, None)
+        else:
+            table = fb.QuantizationParameters()
+            table.Init(buf, q)
+            quant = _quantization(table, f"subgraph {sg} tensor {index}")
     return TensorRecord(
         subgraph=sg,
         index=index,
-        name=string(t.Name()) or "",
+        name=raw.str_at(pos + o[3]) if o[3] else "",
         shape=shape,
         dtype=dtype,
         buffer=buffer,
-        quantization=_quantization(t.Quantization(), where),
-        is_variable=bool(t.IsVariable()),
-        shape_signature=sig,
-        external_buffer=t.ExternalBuffer(),
-        sparsity=parse_sparsity(t.Sparsity(), where),
+        quantization=quant,
+        is_variable=bool(_U8(buf, pos + o[5])[0]) if o[5] else False,
+        shape_signature=raw.ints_at(pos + o[7], "tensor shape_signature") if o[7] else None,
+        external_buffer=_U32(buf, pos + o[10])[0] if o[10] else 0,
+        sparsity=_raw_sparsity(raw, pos + o[6], sg, index) if o[6] else None,
     )
+
+
+def _raw_sparsity(raw: _Raw, field_pos: int, sg: int, index: int):
+    """The tensor's SparsityParameters (rare: parsed through the generated table API)."""
+    sp = fb.SparsityParameters()
+    sp.Init(raw.buf, raw.table(field_pos))
+    return parse_sparsity(sp, f"subgraph {sg} tensor {index}")
 
 
 def _called_subgraphs(op: "fb.Operator", name: str, where: str) -> tuple[int, ...]:
@@ -202,7 +337,10 @@ def _called_subgraphs(op: "fb.Operator", name: str, where: str) -> tuple[int, ..
 
 
 def _subgraph(s: "fb.SubGraph", sg: int, opcodes: tuple[OperatorCodeRecord, ...], n_buffers: int, n_sub: int) -> SubgraphRecord:
-    tensors = tuple(_tensor(s.Tensors(i), sg, i, n_buffers) for i in range(vector_len(s, 0, 4, f"subgraph {sg} tensors")))
+    raw = _Raw(s._tab.Bytes)
+    vector_len(s, 0, 4, f"subgraph {sg} tensors")
+    tensors = tuple(_raw_tensor(raw, pos, sg, i, n_buffers)
+                    for i, pos in enumerate(raw.tables(s._tab.Pos, 4, f"subgraph {sg} tensors")))
     n_t = len(tensors)
 
     def check(ids: tuple[int, ...], what: str) -> tuple[int, ...]:
@@ -212,13 +350,18 @@ def _subgraph(s: "fb.SubGraph", sg: int, opcodes: tuple[OperatorCodeRecord, ...]
         return ids
 
     ops = []
-    for i in range(vector_len(s, 3, 4, f"subgraph {sg} operators")):
-        op = s.Operators(i)
-        oc = op.OpcodeIndex()
+    vector_len(s, 3, 4, f"subgraph {sg} operators")
+    for i, pos in enumerate(raw.tables(s._tab.Pos, 10, f"subgraph {sg} operators")):
+        p = raw.field(pos, _OP_OPCODE)
+        oc = _U32(raw.buf, p)[0] if p else 0
         if not 0 <= oc < len(opcodes):
             raise _Bad(f"subgraph {sg} operator {i}: opcode index {oc} out of range ({len(opcodes)} operator codes)")
         name = opcodes[oc].name
-        called = _called_subgraphs(op, name, f"subgraph {sg} operator {i}")
+        called = ()
+        if name in CONTROL_FLOW_SUBGRAPH_FIELDS:
+            op = fb.Operator()
+            op.Init(raw.buf, pos)
+            called = _called_subgraphs(op, name, f"subgraph {sg} operator {i}")
         for c in called:
             if not 0 <= c < n_sub:
                 raise _Bad(f"subgraph {sg} operator {i} ({name}): calls subgraph {c}, which does not exist")
@@ -228,9 +371,9 @@ def _subgraph(s: "fb.SubGraph", sg: int, opcodes: tuple[OperatorCodeRecord, ...]
                 index=i,
                 opcode_index=oc,
                 op_name=name,
-                inputs=check(_ints(op, 1, "InputsAsNumpy", "op inputs"), f"operator {i} inputs"),
-                outputs=check(_ints(op, 2, "OutputsAsNumpy", "op outputs"), f"operator {i} outputs"),
-                intermediates=check(_ints(op, 8, "IntermediatesAsNumpy", "op intermediates"), f"operator {i} intermediates"),
+                inputs=check(raw.ints(pos, _OP_INPUTS, "op inputs") or (), f"operator {i} inputs"),
+                outputs=check(raw.ints(pos, _OP_OUTPUTS, "op outputs") or (), f"operator {i} outputs"),
+                intermediates=check(raw.ints(pos, _OP_INTERMEDIATES, "op intermediates") or (), f"operator {i} intermediates"),
                 called_subgraphs=called,
             )
         )

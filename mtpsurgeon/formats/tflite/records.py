@@ -14,7 +14,7 @@ from mtpsurgeon.formats.tflite.dtypes import DType
 from mtpsurgeon.formats.tflite.sparsity import Sparsity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Quantization:
     """A tensor's quantization parameters, as stored."""
 
@@ -60,7 +60,7 @@ class Quantization:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorRecord:
     """One tensor of one subgraph."""
 
@@ -101,7 +101,7 @@ class TensorRecord:
         return q is not None and q.scheme != "none" and self.dtype.is_float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BufferRecord:
     """One entry of Model.buffers; ``offset`` is absolute in the mapped file."""
 
@@ -111,7 +111,7 @@ class BufferRecord:
     storage: str  #: 'empty', 'inline' or 'offset'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OperatorCodeRecord:
     """One entry of Model.operator_codes."""
 
@@ -122,7 +122,7 @@ class OperatorCodeRecord:
     version: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OperatorRecord:
     """One operator of one subgraph."""
 
@@ -136,7 +136,7 @@ class OperatorRecord:
     called_subgraphs: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubgraphRecord:
     """One subgraph: tensors, operators, and its own inputs/outputs."""
 
@@ -148,7 +148,7 @@ class SubgraphRecord:
     operators: tuple[OperatorRecord, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignatureRecord:
     """A SignatureDef: named inputs/outputs of one subgraph."""
 
@@ -159,7 +159,7 @@ class SignatureRecord:
     outputs: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExternalBufferRecord:
     """Model.external_buffers entry: bytes in a separate weights file."""
 
@@ -170,7 +170,7 @@ class ExternalBufferRecord:
     packing: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelRecords:
     """Everything the reader extracts from the flatbuffer, nothing copied."""
 
