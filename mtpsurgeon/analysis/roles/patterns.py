@@ -178,7 +178,7 @@ def _position_offset(df: Dataflow, t: int) -> int | None:
         if op.op_name in ("RESHAPE", "CAST", "SQUEEZE", "EXPAND_DIMS"):
             t = op.inputs[0]
             continue
-        if op.op_name not in ("ADD", "SUB") or len(df.const_inputs(op)) != 1 or df.is_const(op.inputs[0]) is False and df.is_const(op.inputs[1]) is False:
+        if op.op_name not in ("ADD", "SUB") or len(df.const_inputs(op)) != 1:
             return None
         c_idx = df.const_inputs(op)[0]
         if op.op_name == "SUB" and c_idx != op.inputs[1]:
