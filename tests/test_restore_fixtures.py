@@ -67,15 +67,15 @@ def drafter_outputs(model_bytes: bytes) -> dict[str, np.ndarray]:
 GROUND_TRUTH = (FIXTURES / "mtp_drafter.tflite").read_bytes()
 
 
-def assert_same_drafter(model_bytes: bytes) -> None:
-    want, got = drafter_outputs(GROUND_TRUTH), drafter_outputs(model_bytes)
+def assert_same_drafter(model_bytes: bytes, ground_truth: bytes = GROUND_TRUTH) -> None:
+    want, got = drafter_outputs(ground_truth), drafter_outputs(model_bytes)
     assert set(want) == set(got)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
 
 
-def engine(path: Path, spec: str) -> dict:
-    p = subprocess.run([sys.executable, str(PROBE), str(path), "--spec", spec, "--prompts-file", str(PROMPTS)],
+def engine(path: Path, spec: str, prompts: Path = PROMPTS) -> dict:
+    p = subprocess.run([sys.executable, str(PROBE), str(path), "--spec", spec, "--prompts-file", str(prompts)],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
