@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from mtpsurgeon.analysis.roles.model import RoleMap
+from mtpsurgeon.extract.hf_config import GEMMA4_DEFAULTS as HF_CONFIG_DEFAULTS
 from mtpsurgeon.extract.hf_config import config_from_roles
 from mtpsurgeon.formats.tflite.records import TensorRecord
 
@@ -56,19 +57,9 @@ TOP_PARAMS: dict[tuple[str, ...], str] = {
 #: A bare ``norm`` preceded by one of these is some other norm, not ``model.norm``.
 _NOT_FINAL_NORM = {"q", "k", "v", "input", "projection", "attention", "feedforward", "layer"}
 
-#: Gemma 4 architecture constants written to config.json (not inferable from weights).
-GEMMA4_DEFAULTS = {
-    "hidden_activation": "gelu_pytorch_tanh",
-    "rms_norm_eps": 1e-6,
-    "sliding_window": 512,
-    "final_logit_softcapping": 30.0,
-    "attention_bias": False,
-    "attention_k_eq_v": False,
-    "hidden_size_per_layer_input": 0,
-    "vocab_size_per_layer_input": 0,
-    "enable_moe_block": False,
-    "use_double_wide_mlp": False,
-}
+#: Gemma 4 constants written to config.json when the name-based mapper has no graph to read them from
+#: (the soft-cap too: without the drafter's operators it is not visible).
+GEMMA4_DEFAULTS = {**HF_CONFIG_DEFAULTS, "final_logit_softcapping": 30.0}
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 

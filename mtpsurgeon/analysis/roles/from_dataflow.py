@@ -217,7 +217,7 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     if pre_ffn is None:
         return
     mlp_in = weight_matmuls(df, pre_ffn[0].outputs[0], True)
-    pair = [op for op in mlp_in if not _is_q_proj_like(op, blk)][:2]
+    pair = [op for op in mlp_in if op.index != blk.q_proj.index][:2]
     if len(pair) != 2:
         rm.notes.append(f"block {n}: expected gate and up matmuls after the pre-feed-forward norm, found {len(pair)}")
         return
@@ -236,10 +236,6 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     post_ffn = b.norm_from(down[0].outputs[0], True, "post_feedforward_layernorm", n, f"after block {n}'s down projection")
     if post_ffn is not None:
         _layer_scalar(b, n, post_ffn)
-
-
-def _is_q_proj_like(op: OperatorRecord, blk: _Block) -> bool:
-    return op.index == blk.q_proj.index
 
 
 def _gate_and_up(df: Dataflow, pair: list[OperatorRecord]) -> tuple[OperatorRecord | None, OperatorRecord | None]:

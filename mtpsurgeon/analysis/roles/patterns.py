@@ -75,19 +75,20 @@ def softcap(df: Dataflow, head_out: int, logits: int) -> tuple[float | None, boo
     cap = None
     for op in ops:
         if op.index > t.index and op.op_name == "MUL":
-            c = _scalar(df, op)
+            c = scalar_value(df, op)
             if c is not None:
                 cap = c
     folded = True
     for op in ops:
         if op.index < t.index and op.op_name in ("DIV", "MUL"):
-            c = _scalar(df, op)
+            c = scalar_value(df, op)
             if c is not None and cap and (abs(c * cap - 1) < 1e-4 if op.op_name == "MUL" else abs(c - cap) < 1e-4):
                 folded = False
     return cap, folded
 
 
-def _scalar(df: Dataflow, op: OperatorRecord) -> float | None:
+def scalar_value(df: Dataflow, op: OperatorRecord) -> float | None:
+    """The float scalar constant ``op`` combines its input with, if any."""
     consts = df.const_inputs(op)
     if len(consts) != 1:
         return None
@@ -95,11 +96,6 @@ def _scalar(df: Dataflow, op: OperatorRecord) -> float | None:
     if t.num_elements != 1 or not t.dtype.is_float:
         return None
     return float(np.asarray(df.model.tensor_array(t), dtype=np.float64).reshape(-1)[0])
-
-
-def scalar_value(df: Dataflow, op: OperatorRecord) -> float | None:
-    """The float scalar constant ``op`` combines its input with, if any."""
-    return _scalar(df, op)
 
 
 def rope_params(df: Dataflow, tables: list[int], head_dim: int | None) -> dict | None:
