@@ -2,7 +2,8 @@
 
 The reference follows transformers' Gemma4AssistantForCausalLM (5.24) line by
 line (RMSNorm x·rsqrt(mean x²+eps)·w, q_norm per head, rotate-half RoPE at the
-position, repeat_kv GQA, scale 1, sliding window p > t − w, GeGLU with
+position, repeat_kv GQA, scale 1, sliding window |t − p| ≤ w (the assistant's bidirectional
+sliding mask over the shared KV: w + 1 keys), GeGLU with
 gelu_tanh, layer_scalar after both residuals, tied LM head) plus the soft-cap
 the LiteRT runtime expects; it shares no code with mtpsurgeon.
 """
@@ -163,7 +164,7 @@ def reference_drafter(cfg: dict, w: dict[str, np.ndarray], ins: dict[str, np.nda
         k, v = np.repeat(k, rep, axis=0), np.repeat(v, rep, axis=0)
         ok = allowed.copy()
         if kind == "sliding_attention" and t.get("sliding_window"):
-            ok &= np.arange(len(ok)) > pos - t["sliding_window"]
+            ok &= np.abs(pos - np.arange(len(ok))) <= t["sliding_window"]
         s = np.einsum("hd,hcd->hc", q, k)
         s = np.where(ok[None], s, -1e9)
         pr = np.exp(s - s.max(-1, keepdims=True))

@@ -73,10 +73,19 @@ def test_sliding_window_masks_old_positions(tmp_path):
     ins = _inputs(run.get_input_details(), rng, 30, False)
     a = run(**ins)["logits"]
     ins["kv_cache_k_0"] = ins["kv_cache_k_0"].copy()
-    ins["kv_cache_k_0"][:, :, :20] = 99.0  # outside the window of 4 at position 30: no effect
+    ins["kv_cache_k_0"][:, :, :26] = 99.0  # outside the window of 4 at position 30 (keys 26..30): no effect
     assert np.array_equal(run(**ins)["logits"], a)
-    ins["kv_cache_k_0"][:, :, 28] = 99.0  # inside: changes the logits
+    ins["kv_cache_k_0"][:, :, 26] = 99.0  # |30 - 26| <= 4: inside, changes the logits
     assert not np.array_equal(run(**ins)["logits"], a)
+
+
+def test_window_convention_is_transformers_assistant_mask():
+    """The assistant masks the shared KV with transformers' bidirectional sliding window (|q - k| <= w);
+    the reference and the emitter admit the w + 1 most recent keys, as that function does."""
+    from transformers.masking_utils import sliding_window_bidirectional_overlay
+
+    inside = sliding_window_bidirectional_overlay(4)
+    assert [k for k in range(31) if inside(0, 0, 30, k)] == [26, 27, 28, 29, 30]
 
 
 def _cli(*args):

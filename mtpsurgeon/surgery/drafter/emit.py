@@ -121,10 +121,13 @@ def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32")
         L.push(f"layers.{i}")
         k, v = caches[b.layer_type]
         allowed = None
-        if b.sliding_window is not None and b.sliding_window < k.shape[2]:
-            key = (k.shape[2], b.sliding_window)
+        # transformers' assistant masks its shared KV with a bidirectional sliding window,
+        # |q - k| <= sliding_window: the window + 1 most recent keys
+        keys = None if b.sliding_window is None else b.sliding_window + 1
+        if keys is not None and keys < k.shape[2]:
+            key = (k.shape[2], keys)
             if key not in windows:
-                windows[key] = L.window(pos, k.shape[2], b.sliding_window)
+                windows[key] = L.window(pos, k.shape[2], keys)
             allowed = windows[key]
         x = L.rms_norm(h, _norm(L, spec, f"layers.{i}.input_layernorm"), spec.eps, "input_layernorm")
         q = L.fully_connected(x, _weight(L, f"layers.{i}.q_proj", spec.weights[f"layers.{i}.q_proj"], quant), "q_proj")

@@ -243,7 +243,7 @@ class Layers:
             self.pop()
 
     def window(self, position: Tensor, cache_len: int, window: int, what: str = "window") -> Tensor:
-        """bool [C]: cache slots p with position − window < p (transformers' sliding window)."""
+        """bool [C]: cache slots p with position − window < p, the ``window`` most recent positions."""
         self.push(what)
         try:
             slots = self.const("slots", np.arange(cache_len, dtype=np.int32))
