@@ -48,12 +48,3 @@ def test_restored_jax_container(name, tmp_path, ground_truth_engine):
     assert same_greedy(on["texts"], off["texts"]) and same_greedy(ground_truth_engine["texts"], off["texts"])
     assert on["success_rates"] and on["success_rates"] == ground_truth_engine["success_rates"]
     assert all(0.5 <= r <= 0.95 for r in on["success_rates"]), on["success_rates"]
-
-
-def test_pruned_jax_drafter_is_refused_with_the_ambiguity_named(tmp_path):
-    """Operators gone and the norm scales anonymous: which [D] vector is which norm cannot be known.
-    restore says so, names the evidence, and writes nothing."""
-    out = tmp_path / "x.litertlm"
-    p = cli("restore", JAX / "hidden/pruned-drafter.litertlm", "-o", out, expect=1)
-    assert "ambiguous" in p.stderr and "norm" in p.stderr and "Traceback" not in p.stderr
-    assert not out.exists() and not list(tmp_path.iterdir())

@@ -102,3 +102,22 @@ def test_jax_float_twin_parity_with_transformers(tmp_path):
     res = check_parity(out, src, rm, samples=30)
     assert res.passed(), res.to_json()
     assert len(set(res.positions)) > 1  # RoPE in the graph: compared at real positions, not only 0
+
+
+def test_names_hf_of_the_pruned_drafter_equals_the_live_drafters(tmp_path):
+    """No operators left: table order places the anonymous norms, the leftover constants give epsilon, soft-cap
+    and window; the checkpoint equals the one extracted from the live ground truth, tensor for tensor."""
+    from safetensors.numpy import load_file
+
+    def extract(src, out):
+        p = subprocess.run([sys.executable, "-m", "mtpsurgeon", "extract", str(src), "--names", "hf", "--dtype", "f32",
+                            "-o", str(out)], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return json.loads((out / "config.json").read_text()), load_file(str(out / "model.safetensors"))
+
+    cfg_p, w_p = extract(JAX / "hidden/pruned-drafter.litertlm", tmp_path / "pruned")
+    cfg_l, w_l = extract(JAX / "gemma4-mini.litertlm", tmp_path / "live")
+    assert cfg_p == cfg_l and cfg_p["text_config"]["sliding_window"] == DIMS["sliding_window"]
+    assert set(w_p) == set(w_l) and len(w_p) == 48
+    for k in w_l:
+        np.testing.assert_array_equal(w_p[k], w_l[k])

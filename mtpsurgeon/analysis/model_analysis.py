@@ -10,6 +10,7 @@ from mtpsurgeon.analysis.orphans import Orphans, find_orphans
 from mtpsurgeon.analysis.reachability import reachable_subgraphs, unsigned_subgraphs
 from mtpsurgeon.analysis.roles.from_dataflow import recognise
 from mtpsurgeon.analysis.roles.from_shapes import recognise_pruned
+from mtpsurgeon.analysis.roles.leftovers import apply_leftovers, read_leftovers
 from mtpsurgeon.analysis.roles.model import Role, RoleMap
 from mtpsurgeon.analysis.ties import Tie, tie_named_orphans, tie_parallel_heads, tie_pruned_drafter
 from mtpsurgeon.analysis.weights import weight_tensors
@@ -76,8 +77,11 @@ def analyze_model(model: TFLiteModel, section: SectionRecord | None, base: BaseD
     ties += tie_parallel_heads(model, orphans, hidden, claimed)
     ma.ties = ties + tie_named_orphans(orphans, claimed | {t.subgraph for t in ties})
     for tie in ma.ties:
-        if tie.kind == "pruned_drafter":
-            ma.roles.setdefault(tie.subgraph, recognise_pruned(
-                list(tie.tensors), tie.subgraph, tie.dims["D"], tie.dims["H"], base.vocab if base is not None else None,
-                base.kv_heads if base is not None else None))
+        if tie.kind == "pruned_drafter" and tie.subgraph not in ma.roles:
+            rm = recognise_pruned(list(tie.tensors), tie.subgraph, tie.dims["D"], tie.dims["H"],
+                                  base.vocab if base is not None else None, base.kv_heads if base is not None else None)
+            left = read_leftovers(model, [t for t in model.subgraphs[tie.subgraph].tensors if t.index not in rm.roles],
+                                  base.cache_len if base is not None else None)
+            apply_leftovers(model, rm, left)
+            ma.roles[tie.subgraph] = rm
     return ma

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 
 from mtpsurgeon.analysis.orphans import Orphans
+from mtpsurgeon.analysis.roles.names import name_role
 from mtpsurgeon.formats.tflite import TFLiteModel
 from mtpsurgeon.formats.tflite.records import TensorRecord
 
@@ -40,7 +41,7 @@ def _named(ts: list[TensorRecord]) -> list[TensorRecord]:
 
 
 def _projection_pairs(mats: list[TensorRecord], hidden: int | None) -> list[tuple]:
-    """(pre, post, D, H) candidates, best first: projection names, then the widest 2H."""
+    """(pre, post, D, H) candidates, best first: projection names, one-of-a-kind shapes, then the widest 2H."""
     by_shape: dict[tuple[int, ...], list[TensorRecord]] = {}
     for t in mats:  # indexed by shape: linear in the orphans, not quadratic
         by_shape.setdefault(tuple(t.shape), []).append(t)
@@ -51,9 +52,12 @@ def _projection_pairs(mats: list[TensorRecord], hidden: int | None) -> list[tupl
             continue
         pairs.extend((pre, post, d, two_h // 2) for post in by_shape.get((two_h // 2, d), ()) if post is not pre)
 
-    def score(p: tuple) -> tuple[int, int]:
-        named = ("pre_projection" in p[0].name) + ("post_projection" in p[1].name)
-        return named, p[3]
+    def score(p: tuple) -> tuple[int, int, int]:
+        # names as supporting evidence, then distinct shapes (a projection pair is one of a kind
+        # while per-block matrices repeat), then the widest 2H
+        named = (name_role(p[0].name) == "pre_projection") + (name_role(p[1].name) == "post_projection")
+        distinct = (len(by_shape[tuple(p[0].shape)]) == 1) + (len(by_shape[tuple(p[1].shape)]) == 1)
+        return named, distinct, p[3]
 
     return sorted(pairs, key=score, reverse=True)
 
@@ -70,7 +74,7 @@ def tie_pruned_drafter(model: TFLiteModel, orphans: Orphans, hidden: int | None)
         if hidden is not None:
             evidence.append(f"H={h} equals the base model's hidden size")
         elif len(pairs) > 1:
-            evidence.append(f"{len(pairs)} shape pairs fit; chose the one named like a projection, else the widest")
+            evidence.append(f"{len(pairs)} shape pairs fit; chose the one named like a projection, else the one-of-a-kind shapes, else the widest")
         no_ops = not model.subgraphs[sg].operators
         if no_ops:
             members = ts

@@ -86,6 +86,8 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         "tie_word_embeddings": True,
         "text_config": text,
     }
+    if a.get("eps"):  # a pruned drafter's leftover constant
+        text["rms_norm_eps"] = float(f"{a['eps']:.6g}")  # a float32 constant: 1e-06, not 9.99999997e-07
     windows = sorted({b.sliding_window for b in blocks if b.sliding_window})
     if windows:
         text["sliding_window"] = windows[0]
@@ -93,7 +95,8 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
             notes.append(f"sliding windows differ between blocks {windows}; config uses {windows[0]}")
     for key, value in (overrides or {}).items():
         (config if key in config and key != "text_config" else text)[key] = value
-    defaults = sorted(set(GEMMA4_DEFAULTS) - set(overrides or {}) - ({"sliding_window"} if windows else set()))
+    defaults = sorted(set(GEMMA4_DEFAULTS) - set(overrides or {}) - ({"sliding_window"} if windows else set())
+                      - ({"rms_norm_eps"} if a.get("eps") else set()))
     notes.append(f"config.json: {', '.join(defaults)} are Gemma 4 defaults, not shown by the graph")
     if text["final_logit_softcapping"] is None and rm.method == "shapes":
         notes.append("final_logit_softcapping: not visible without the drafter's operators (Gemma 4 drafters use 30.0)")

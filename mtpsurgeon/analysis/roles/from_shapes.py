@@ -6,8 +6,10 @@ the tie), the LM head [V, D] with the base's vocab. Per-block roles need a
 block index and a role that shapes cannot give (all block norms are [D];
 gate and up are both [I, D]); those come from name tokens — torch paths
 (``layers.2.mlp.gate_proj``) or JAX export paths (``layer_2.post_qkv/mlp/
-gating_einsum1``) — and only when the name's role fits the shape. Anything
-left is reported with the reason; nothing is guessed.
+gating_einsum1``) — and only when the name's role fits the shape. Norm
+scales no name places are read off the tensor table's order
+(:mod:`~mtpsurgeon.analysis.roles.table_order`). Anything left is reported
+with the reason; nothing is guessed.
 """
 from __future__ import annotations
 
@@ -15,42 +17,14 @@ import re
 from collections import Counter
 
 from mtpsurgeon.analysis.roles.model import BlockArch, Role, RoleMap
+from mtpsurgeon.analysis.roles.names import name_role
 from mtpsurgeon.analysis.roles.patterns import is_vector_shape
+from mtpsurgeon.analysis.roles.table_order import place_by_table_order
 from mtpsurgeon.formats.tflite.records import TensorRecord
 
-#: Name tokens (lower-cased, any separator) that say which role a weight has.
-NAME_ROLES: list[tuple[tuple[str, ...], str]] = [
-    (("q", "einsum"), "q_proj"), (("q", "proj"), "q_proj"),
-    (("attn", "vec", "einsum"), "o_proj"), (("o", "proj"), "o_proj"),
-    (("gating", "einsum1"), "gate_proj"), (("gate", "proj"), "gate_proj"),
-    (("gating", "einsum2"), "up_proj"), (("up", "proj"), "up_proj"),
-    (("mlp", "linear"), "down_proj"), (("down", "proj"), "down_proj"),
-    (("q", "norm"), "q_norm"), (("input", "layernorm"), "input_layernorm"),
-    (("post", "attention", "layernorm"), "post_attention_layernorm"),
-    (("pre", "feedforward", "layernorm"), "pre_feedforward_layernorm"),
-    (("post", "feedforward", "layernorm"), "post_feedforward_layernorm"),
-    (("layer", "scalar"), "layer_scalar"), (("maybe", "rope"), "rope_table"),
-    (("pre", "projection"), "pre_projection"), (("pre", "proj"), "pre_projection"),
-    (("post", "projection"), "post_projection"), (("post", "proj"), "post_projection"),
-    (("embed", "tokens"), "lm_head"), (("lm", "head"), "lm_head"), (("embedder", "decode"), "lm_head"),
-]
 #: Roles that belong to the whole drafter, not to a block.
 _TOP = {"pre_projection", "post_projection", "lm_head", "rope_table"}
-_TOKEN = re.compile(r"[a-z]+[0-9]*|[0-9]+")
 _LAYER = re.compile(r"layers?[._/]?(\d+)", re.IGNORECASE)
-
-
-def _tokens(name: str) -> list[str]:
-    return _TOKEN.findall(name.lower().replace("_", " "))
-
-
-def _name_role(name: str) -> str | None:
-    tk = _tokens(name)
-    found = {role for path, role in NAME_ROLES
-             if any(tuple(tk[i:i + len(path)]) == path for i in range(len(tk) - len(path) + 1))}
-    if "q_norm" in found:
-        found.discard("q_proj")
-    return found.pop() if len(found) == 1 else None
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -60,12 +34,13 @@ def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
 def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int, vocab: int | None,
                      kv_heads: int | None = None) -> RoleMap:
     """Roles of orphaned drafter weights with hidden ``D``, backbone ``H`` and (base) ``vocab``, ``kv_heads``."""
+    every = sorted(tensors, key=lambda t: t.index)
     rm = RoleMap(subgraph, "shapes")
     rm.arch.update(hidden=D, backbone_hidden=H, vocab=vocab)
     # Converter constants (shape vectors, axes, eps and fill scalars) are not weights; a learned scalar
     # (layer_scalar) is placed only when its name says so.
     tensors = [t for t in tensors if t.dtype.name not in ("INT32", "INT64")
-               and (t.num_elements > 1 or _name_role(t.name) == "layer_scalar")]
+               and (t.num_elements > 1 or name_role(t.name) == "layer_scalar")]
     taken: set[int] = set()
 
     def unique(shape: tuple[int, ...], kind: str, why: str) -> None:
@@ -74,7 +49,7 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
             rm.roles[hits[0].index] = Role(kind, None, why, "shape")
             taken.add(hits[0].index)
         elif len(hits) > 1:
-            named = [t for t in hits if _name_role(t.name) is None and kind.split("_")[0] in t.name.lower()]
+            named = [t for t in hits if name_role(t.name) is None and kind.split("_")[0] in t.name.lower()]
             if len(named) == 1:
                 rm.roles[named[0].index] = Role(kind, None, why + f"; name '{named[0].name}' decides", "name")
                 taken.add(named[0].index)
@@ -86,7 +61,7 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
     for t in tensors:
         if t.index in taken:
             continue
-        role, layer = _name_role(t.name), _LAYER.search(t.name)
+        role, layer = name_role(t.name), _LAYER.search(t.name)
         shape = _squeezed(tuple(t.shape))
         if role is None:
             rm.unassigned.append((t.index, _why_unassigned(t, tensors, D)))
@@ -105,7 +80,8 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
     if len(finals) == 1:
         rm.roles[finals[0].index] = Role("final_norm", None, f"name '{finals[0].name}' is a norm outside any block", "name")
         rm.unassigned = [(i, w) for i, w in rm.unassigned if i != finals[0].index]
-    _blocks(rm, {t.index: t for t in tensors}, kv_heads)
+    place_by_table_order(rm, every, D)
+    _blocks(rm, {t.index: t for t in every}, kv_heads)
     return rm
 
 
