@@ -282,7 +282,7 @@ def test_unused_drafter_is_refused_with_the_reason(tmp_path):
 
 def test_unused_recipe_and_base_are_refused(tmp_path):
     out = tmp_path / "o.litertlm"
-    assert "--recipe" in one_line_error(run("restore", UNTAGGED, "--recipe", "gemma4-drafter", "-o", out), 2)
+    assert "--recipe" in one_line_error(run("restore", UNTAGGED, "--recipe", "parallel-heads", "-o", out), 2)
     line = one_line_error(run("inspect", UNSIGNED, "--base", DRAFTER), 2)
     assert "--base" in line and "no base model" in line
 

@@ -44,6 +44,8 @@ PRUNED_CONTAINER = FIXTURES / "hidden" / "pruned-drafter.litertlm"
 GT_HEADS = FIXTURES / "heads" / "parallel-heads.tflite"
 PRUNED_HEADS = FIXTURES / "hidden" / "parallel-heads-pruned.tflite"
 RECIPES = Path(__file__).resolve().parents[1] / "mtpsurgeon" / "surgery" / "recipes"
+#: The litert-torch-shaped drafter recipe: a user recipe example (restore's default rebuild is the emitter's).
+DRAFTER_RECIPE = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "litert-torch-drafter.json"
 REL_TOL = 1e-5
 
 pytestmark = pytest.mark.skipif(not PRUNED_DRAFTER.exists() or not PRUNED_HEADS.exists(),
@@ -110,7 +112,8 @@ def pruned_drafter_finding(base_path=GT_CONTAINER):
 
 
 def recipe_json(name: str) -> dict:
-    return json.loads((RECIPES / f"{name}.json").read_text())
+    path = DRAFTER_RECIPE if name == "litert-torch-drafter" else RECIPES / f"{name}.json"
+    return json.loads(path.read_text())
 
 
 def section_bytes(path: Path, model_type: str) -> bytes:
@@ -121,11 +124,13 @@ def section_bytes(path: Path, model_type: str) -> bytes:
 
 # ---------------------------------------------------------------------------- the format
 def test_builtin_recipes_load_and_validate():
-    assert {"gemma4-drafter", "parallel-heads"} <= set(builtin_recipes())
+    assert builtin_recipes() == ["parallel-heads"]  # pruned drafters are rebuilt by the emitter, not a JSON recipe
     for name in builtin_recipes():
         r = load_recipe(name)
         assert r.name == name and r.applies_to in ("pruned_ops", "parallel_heads_pruned")
-    assert default_recipe_for("pruned_ops") == "gemma4-drafter"
+    assert load_recipe(str(DRAFTER_RECIPE)).applies_to == "pruned_ops"
+    with pytest.raises(SurgeryError, match="recipe file"):
+        default_recipe_for("pruned_ops")
     assert default_recipe_for("parallel_heads_pruned") == "parallel-heads"
     with pytest.raises(SurgeryError, match="recipe file"):
         default_recipe_for("named_orphans")
@@ -153,7 +158,7 @@ def test_recipe_file_by_path(tmp_path):
     (lambda d: d["constants"].append({"name": "c", "dtype": "FLOAT99", "value": 1}), "unknown dtype"),
 ])
 def test_malformed_recipes_are_rejected(edit, message):
-    d = recipe_json("gemma4-drafter")
+    d = recipe_json("litert-torch-drafter")
     edit(d)
     with pytest.raises(SurgeryError, match=message):
         validate(d, "test.json")
@@ -175,7 +180,7 @@ def test_pruned_drafter_rebuilt_standalone_matches_ground_truth():
     report, finding = pruned_drafter_finding()
     ir = Model.from_tflite(report.file)
     lines: list[str] = []
-    keys = rebuild(ir, report.file, finding, "gemma4-drafter", report.base, report=lines)
+    keys = rebuild(ir, report.file, finding, str(DRAFTER_RECIPE), report.base, report=lines)
     assert keys == ["mtp_drafter"]
     assert ir.signatures[0].key == "mtp_drafter"
     text = "\n".join(lines)
@@ -193,7 +198,7 @@ def test_pruned_drafter_rebuilt_standalone_matches_ground_truth():
 def test_pruned_drafter_base_can_be_the_prefill_decode_tflite():
     report, finding = pruned_drafter_finding(FIXTURES / "base_prefill_decode.tflite")
     ir = Model.from_tflite(report.file)
-    rebuild(ir, report.file, finding, "gemma4-drafter", report.base)
+    rebuild(ir, report.file, finding, str(DRAFTER_RECIPE), report.base)
     assert_close(compare(GT_DRAFTER.read_bytes(), tflite_bytes(ir), "mtp_drafter", trials=2), {"logits"})
 
 
@@ -203,7 +208,7 @@ def test_pruned_drafter_inside_container_matches_ground_truth():
     assert finding.section is not None
     model = report.file.model(finding.section)
     ir = Model.from_tflite(model)
-    assert rebuild(ir, model, finding, "gemma4-drafter", report.base) == ["mtp_drafter"]
+    assert rebuild(ir, model, finding, str(DRAFTER_RECIPE), report.base) == ["mtp_drafter"]
     assert_close(compare(GT_DRAFTER.read_bytes(), tflite_bytes(ir), "mtp_drafter"), {"logits", "projected_activations"})
 
 
@@ -220,7 +225,7 @@ def test_other_quantizations_of_the_drafter_rebuild_too(variant, tmp_path):
     report = analyze(pruned, base=GT_CONTAINER)
     (finding,) = [f for f in report.findings if f.kind == "pruned_ops"]
     ir = Model.from_tflite(report.file)
-    rebuild(ir, report.file, finding, "gemma4-drafter", report.base)
+    rebuild(ir, report.file, finding, str(DRAFTER_RECIPE), report.base)
     assert_close(compare(truth, tflite_bytes(ir), "mtp_drafter", trials=2), {"logits", "projected_activations"})
 
 
@@ -229,7 +234,7 @@ def test_standalone_pruned_drafter_without_base_fails_clearly():
     (finding,) = [f for f in report.findings if f.kind == "pruned_ops"]
     ir = Model.from_tflite(report.file)
     with pytest.raises(SurgeryError, match=r"--base") as exc:
-        rebuild(ir, report.file, finding, "gemma4-drafter", None)
+        rebuild(ir, report.file, finding, str(DRAFTER_RECIPE), None)
     assert "C" in str(exc.value) and "cache_len" in str(exc.value)
     assert not ir.graphs[0].nodes and not ir.signatures and not ir.graphs[0].inputs
 
@@ -270,7 +275,7 @@ def test_ambiguous_binding_lists_candidates_and_changes_nothing():
 def test_binding_by_shape_when_names_do_not_survive():
     """A role whose name globs match nothing falls back to shape relations, and says so."""
     report, finding = pruned_drafter_finding()
-    d = recipe_json("gemma4-drafter")
+    d = recipe_json("litert-torch-drafter")
     d["weights"][2]["names"] = ["lm_head_that_does_not_exist*"]  # embed_tokens [V, D]: unique shape [512, 64]
     b = bind(validate(d, "renamed.json"), Model.from_tflite(report.file), 0, finding, report.base)
     assert b.weights["embed_tokens"].name == "embed_tokens.weight"
@@ -280,7 +285,7 @@ def test_binding_by_shape_when_names_do_not_survive():
 def test_shape_only_drafter_binding_is_refused_as_ambiguous():
     """With D = H and I = 2H the fixture's drafter cannot be bound by shapes alone: refused, not guessed."""
     report, finding = pruned_drafter_finding()
-    d = recipe_json("gemma4-drafter")
+    d = recipe_json("litert-torch-drafter")
     for w in d["weights"]:
         w["names"] = []
     d["dims"]["N"] = 4
@@ -290,7 +295,7 @@ def test_shape_only_drafter_binding_is_refused_as_ambiguous():
 
 def test_recipe_that_does_not_bind_names_role_and_shape():
     report, finding = pruned_drafter_finding()
-    d = recipe_json("gemma4-drafter")
+    d = recipe_json("litert-torch-drafter")
     d["weights"][0]["shape"] = ["D", "3*H"]
     ir = Model.from_tflite(report.file)
     with pytest.raises(SurgeryError, match=r"no orphan tensor fits weight role 'pre_projection' \[D, 3\*H=192\]") as exc:
@@ -301,7 +306,7 @@ def test_recipe_that_does_not_bind_names_role_and_shape():
 
 def test_failing_body_rolls_back_nothing_staged():
     report, finding = pruned_drafter_finding()
-    d = recipe_json("gemma4-drafter")
+    d = recipe_json("litert-torch-drafter")
     d["body"].append({"op": "ADD", "in": ["logits", "no_such_value"], "out": "x"})
     ir = Model.from_tflite(report.file)
     before = len(ir.graphs[0].tensors)
@@ -320,7 +325,7 @@ def test_wrong_kind_of_recipe_is_refused():
 def test_cli_restores_pruned_container_with_a_recipe_file(tmp_path):
     """`restore --recipe FILE` with a user-written copy of the built-in recipe; the section runs like the truth."""
     recipe = tmp_path / "my-drafter.json"
-    recipe.write_text(json.dumps(recipe_json("gemma4-drafter")))
+    recipe.write_text(json.dumps(recipe_json("litert-torch-drafter")))
     out = tmp_path / "restored.litertlm"
     before = PRUNED_CONTAINER.read_bytes()
     p = cli("restore", PRUNED_CONTAINER, "-o", out, "--recipe", recipe)
@@ -342,7 +347,7 @@ def test_cli_restores_standalone_drafter_and_heads(tmp_path):
 
 
 def test_cli_recipe_that_does_not_bind_writes_nothing(tmp_path):
-    d = recipe_json("gemma4-drafter")
+    d = recipe_json("litert-torch-drafter")
     d["weights"][0]["shape"] = ["D", "3*H"]
     recipe = tmp_path / "wrong.json"
     recipe.write_text(json.dumps(d))
@@ -355,8 +360,8 @@ def test_cli_recipe_that_does_not_bind_writes_nothing(tmp_path):
 
 def test_cli_standalone_without_base_writes_nothing(tmp_path):
     out = tmp_path / "out.tflite"
-    p = cli("restore", PRUNED_DRAFTER, "-o", out, expect=1)
-    assert "--base" in p.stderr
+    p = cli("restore", PRUNED_DRAFTER, "-o", out, expect=2)
+    assert "--base" in p.stderr and "Traceback" not in p.stderr
     assert not list(tmp_path.iterdir())
 
 

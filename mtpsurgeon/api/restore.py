@@ -41,13 +41,18 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
             dry_run: bool = False, verify: bool = True, dump: PathLike | Literal["auto"] | None = "auto",
             dtype: str = "raw", force: bool = False, accept_link_failures: bool = False,
             progress: Callable[[int], None] | None = None,
-            on_plan: Callable[[RestoreResult], None] | None = None, hash_input: bool = False) -> RestoreResult:
+            on_plan: Callable[[RestoreResult], None] | None = None, hash_input: bool = False,
+            config: PathLike | None = None) -> RestoreResult:
     """Undo what hides the MTP drafter of ``path``; write the patched model to ``out``.
 
     ``drafter``: a drafter to graft into a container that has none (a
     ``.tflite``, or a ``.litertlm`` holding one); ``base``: the base model of a
-    standalone drafter; ``recipe``: a built-in recipe name or JSON file for
-    rebuilding pruned operators. Explicit inputs are used or refused with the
+    standalone drafter. A pruned drafter is rebuilt from its stored weights,
+    placed by their recognised roles, through the same emitter as
+    ``build-drafter``; ``config``: the assistant's ``config.json``, whose
+    epsilon, soft-cap, sliding window and RoPE override what the file's
+    leftover constants say; ``recipe``: a built-in recipe name or JSON file
+    describing the layout instead. Explicit inputs are used or refused with the
     reason (:class:`~mtpsurgeon.errors.UsageError`), never ignored. The plan is
     decided first (``on_plan`` is called with it, status ``'planned'``, with its
     link checks and any refusal; ``dry_run`` stops there). A plan whose drafter
@@ -79,7 +84,8 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
     with analysed(path, base) as analysis:
         try:
             plan = plan_restore(analysis, drafter=None if drafter is None else str(drafter), signature_name=signature_name,
-                                recipe=recipe, accept_link_failures=accept_link_failures)
+                                recipe=recipe, accept_link_failures=accept_link_failures,
+                                config=None if config is None else str(config))
         except NothingToRestore as exc:
             if exc.exit_code != 0:
                 raise
@@ -94,7 +100,7 @@ def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | 
             plan.ensure_allowed()  # a refused plan is an error, after it was shown
             return planned
         drafter_path = plan.drafter.model.path if plan.drafter is not None else None
-        outs = OutputSet(force=force, inputs=[analysis.file.path, drafter_path, base, recipe_file(recipe)])
+        outs = OutputSet(force=force, inputs=[analysis.file.path, drafter_path, base, recipe_file(recipe), config])
         outs.check(target)  # refuse early, before any work
         if dump_path is not None:
             outs.check(dump_path)

@@ -29,6 +29,9 @@ def _print_plan(planned: RestoreResult) -> None:
 @click.option("--base", type=click.Path(dir_okay=False), help="Base model supplying dimensions for a standalone drafter.")
 @click.option("--signature-name", help="Signature key for a re-exposed subgraph that is not a recognised drafter.")
 @click.option("--recipe", help="Recipe for rebuilding pruned operators: a built-in name or a JSON file.")
+@click.option("--config", "config", type=click.Path(dir_okay=False),
+              help="The assistant's config.json: its epsilon, soft-cap, window and RoPE override the file's constants "
+                   "when a pruned drafter is rebuilt.")
 @click.option("--dump", type=click.Path(dir_okay=False), help="safetensors dump of re-linked weights (default: OUT.safetensors).")
 @click.option("--no-dump", is_flag=True, help="Do not write the safetensors dump.")
 @click.option("--dtype", type=click.Choice(["raw", "f32", "f16", "bf16"]), default="raw", show_default=True, help="Dump dtype.")
@@ -41,7 +44,7 @@ def _print_plan(planned: RestoreResult) -> None:
 @bench_options("With --bench: ")
 @click.option("--hash-input", is_flag=True, help="Also hash the whole input file (recorded in the dumps and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
-def command(model, output, drafter, base, signature_name, recipe, dump, no_dump, dtype, verify, dry_run, force,
+def command(model, output, drafter, base, signature_name, recipe, config, dump, no_dump, dtype, verify, dry_run, force,
             accept_link_failures, with_bench, prompts_file, max_tokens, repeats, backend, chat_template, hash_input,
             as_json):
     """Re-link the hidden MTP drafter or heads of MODEL into the execution graph."""
@@ -61,7 +64,7 @@ def command(model, output, drafter, base, signature_name, recipe, dump, no_dump,
             result = restore(model, output, drafter=drafter, base=base, recipe=recipe, signature_name=signature_name,
                              dry_run=dry_run, verify=verify, dump=None if no_dump else dump or "auto", dtype=dtype,
                              force=force, accept_link_failures=accept_link_failures, progress=advance, on_plan=on_plan,
-                             hash_input=hash_input)
+                             hash_input=hash_input, config=config)
     except NothingToRestore as exc:
         if not as_json:
             raise

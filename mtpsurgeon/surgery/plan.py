@@ -1,12 +1,15 @@
 """What `restore` will do, decided from the analysis before anything is written."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from mtpsurgeon.analysis.findings import Finding
 from mtpsurgeon.analysis.links import LinkCheck, link_checks
 from mtpsurgeon.analysis.report import Report
+from mtpsurgeon.analysis.roles.model import RoleMap
 from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
+from mtpsurgeon.surgery.drafter.spec import read_config
 from mtpsurgeon.surgery.graft_drafter import DrafterSource, load_drafter
 
 __all__ = ["NothingToRestore", "RestorePlan", "Step", "plan_restore"]
@@ -20,7 +23,8 @@ class Step:
     description: str
     finding: Finding
     signature_name: str | None = None
-    recipe: str | None = None
+    recipe: str | None = None  #: a JSON recipe; None for a drafter rebuilt from its roles (``roles``)
+    roles: RoleMap | None = None
 
 
 @dataclass
@@ -31,6 +35,7 @@ class RestorePlan:
     checks: list[LinkCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     refusal: str | None = None  #: why executing this plan is refused (link checks), None if it may run
+    config: dict | None = None  #: a ``config.json`` whose architecture overrides the file's constants
 
     def lines(self) -> list[str]:
         out = [f"{i + 1}. {s.description}" for i, s in enumerate(self.steps)]
@@ -60,36 +65,45 @@ def _unused(option: str, value: str, why: str) -> UsageError:
     return UsageError(f"{option} {value}: not used because {why}; leave it out or point it at what it is for")
 
 
-def _refuse_ambiguous_roles(report: Report, f: Finding) -> None:
-    """A pruned drafter whose weights shapes and names cannot all place: say which and why, write nothing."""
+def _roles_of(report: Report, f: Finding) -> RoleMap:
+    """The roles of a pruned drafter's weights; refused when shapes, names and table order cannot place them all."""
     ma = next((m for m in report.models if m.section_index == f.section), None)
     rm = None if ma is None else ma.roles.get(f.subgraph)
-    if rm is None or not rm.unassigned:
-        return
+    if rm is None:
+        raise SurgeryError(f"{report.file.path}: no roles were recognised for the pruned drafter at {f.where}; "
+                           "describe the layout in a recipe (--recipe FILE, docs/recipes.md)")
+    if not rm.unassigned:
+        return rm
     tensors = ma.model.subgraphs[rm.subgraph].tensors
     whys: dict[str, list[str]] = {}
     for i, why in rm.unassigned:
         whys.setdefault(why, []).append(tensors[i].name)
     detail = "; ".join(f"{len(names)} × {why} (e.g. '{names[0]}')" for why, names in whys.items())
     raise SurgeryError(f"{report.file.path}: the pruned drafter at {f.where} has no operators left and "
-                       f"{len(rm.unassigned)} of its weights cannot be placed from shapes and names: {detail}. "
-                       "Without dataflow the RMS-norm scales (all [D]) are ambiguous unless names say which is which; "
-                       "describe the layout in a recipe (--recipe FILE, docs/recipes.md) to rebuild it")
+                       f"{len(rm.unassigned)} of its weights cannot be placed from shapes, names and table order: "
+                       f"{detail}. Without dataflow the RMS-norm scales (all [D]) are ambiguous unless names or the "
+                       "tensor table's order say which is which; describe the layout in a recipe (--recipe FILE, "
+                       "docs/recipes.md) to rebuild it")
 
 
 def plan_restore(report: Report, *, drafter: str | None = None, signature_name: str | None = None,
-                 recipe: str | None = None, accept_link_failures: bool = False) -> RestorePlan:
+                 recipe: str | None = None, accept_link_failures: bool = False,
+                 config: str | os.PathLike | None = None) -> RestorePlan:
     """Map every hidden finding to a step and run the link gate.
 
     Every explicit input is used or refused with the reason. Link-check
     failures refuse the plan (``plan.refusal``) unless ``accept_link_failures``;
     failures of the KV-cache checks refuse it regardless: the runtime aborts on
-    a tagged drafter whose KV inputs the base model does not provide.
+    a tagged drafter whose KV inputs the base model does not provide. A pruned
+    drafter is rebuilt from its recognised roles through the drafter emitter
+    (``config``: a ``config.json`` whose epsilon, soft-cap, window and RoPE
+    override the file's leftover constants), or from ``recipe`` when given.
     """
     path = report.file.path
     hidden = [f for f in report.findings if f.hidden or f.kind == "section_missing"]
     if not hidden:
-        for option, value in (("--drafter", drafter), ("--recipe", recipe), ("--signature-name", signature_name)):
+        for option, value in (("--drafter", drafter), ("--recipe", recipe), ("--signature-name", signature_name),
+                              ("--config", config)):
             if value is not None:
                 raise _unused(option, value, f"{path} has nothing to restore ({report.verdict.status}: {report.verdict.summary})")
         if report.verdict.status == "ready":
@@ -98,7 +112,7 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
             raise NothingToRestore(f"{path}: nothing hidden to restore — the drafter is mismatched ({report.verdict.summary})",
                                    False)
         raise NothingToRestore(f"{path}: nothing hidden to restore ({report.verdict.summary})", False)
-    plan = RestorePlan(report, [])
+    plan = RestorePlan(report, [], config=None if config is None else read_config(config))
     for f in hidden:
         if f.kind == "section_missing":
             if drafter is None:
@@ -123,7 +137,13 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
                 raise UsageError(f"{path}: {len(f.tensors)} orphan tensors at {f.where} are named like MTP weights but "
                                  "match no built-in layout; describe it in a recipe file and pass --recipe FILE")
             if f.kind == "pruned_ops" and recipe is None:
-                _refuse_ambiguous_roles(report, f)
+                rm = _roles_of(report, f)
+                if report.base is None:
+                    raise UsageError(f"{path}: rebuilding the pruned drafter at {f.where} needs the base model's KV "
+                                     "caches and cache length; pass --base MODEL")
+                plan.steps.append(Step("rebuild", f"rebuild the drafter of {f.where} from its {len(rm.roles)} stored "
+                                                  "weights, placed by their recognised roles", f, roles=rm))
+                continue
             name = recipe or default_recipe_for(f.kind)
             plan.steps.append(Step("rebuild", f"rebuild the operators of {f.where} from recipe '{name}' "
                                               f"({len(f.tensors)} orphan weights)", f, recipe=name))
@@ -131,6 +151,8 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
     if drafter is not None and "graft" not in kinds:
         raise _unused("--drafter", drafter, f"{path} already has a drafter to re-link "
                       f"({', '.join(f.kind + ' at ' + f.where for f in hidden)}), so nothing is grafted")
+    if config is not None and not any(s.kind == "rebuild" and s.roles is not None for s in plan.steps):
+        raise _unused("--config", str(config), f"no pruned drafter of {path} is rebuilt from its roles")
     if recipe is not None and "rebuild" not in kinds:
         raise _unused("--recipe", recipe, f"no pruned operators are rebuilt in {path}")
     if signature_name is not None and not any(s.kind == "expose" and s.signature_name == signature_name for s in plan.steps):

@@ -1,6 +1,6 @@
 """(d) Rebuild pruned operators from a recipe: apply a bound recipe to the IR.
 
-    keys = rebuild(ir, model, finding, "gemma4-drafter", base)
+    keys = rebuild(ir, model, finding, "parallel-heads", base)
 
 binds the recipe (:func:`mtpsurgeon.surgery.recipe.bind`), then builds its
 inputs, constants and operators (:mod:`mtpsurgeon.surgery.recipe.builder`) and

@@ -54,11 +54,15 @@ class PatchResult:
         return sum(len(w.tensors) for w in self.weights)
 
 
-def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Model, list[str], list[tuple[int, int]]]:
+def _patch_model(model: TFLiteModel, steps, base, notes: list[str],
+                 config: dict | None = None) -> tuple[Model, list[str], list[tuple[int, int]]]:
     """Apply expose/rebuild steps to one TFLite model; return IR, changed signatures, re-linked tensors.
 
     Binding evidence from recipe rebuilds is appended to ``notes``.
     """
+    semantic = [s for s in steps if s.kind == "rebuild" and s.roles is not None]
+    if semantic:
+        return _rebuild_drafter(model, semantic[0], steps, base, notes, config)
     with malformed_model(model.path, f"reading {model.label or 'the model'} into the IR"):
         ir = Model.from_tflite(model)
     keys: list[str] = []
@@ -76,6 +80,24 @@ def _patch_model(model: TFLiteModel, steps, base, notes: list[str]) -> tuple[Mod
             keys.extend(rebuild(ir, model, f, step.recipe, base, report=notes))
             relinked += [(t.subgraph, t.index) for t in f.tensors]
     return ir, keys, relinked
+
+
+def _rebuild_drafter(model: TFLiteModel, step, steps, base, notes: list[str],
+                     config: dict | None) -> tuple[Model, list[str], list[tuple[int, int]]]:
+    """A pruned drafter model replaced by the emitter's graph over its stored weights."""
+    from mtpsurgeon.surgery.drafter.emit import SIGNATURE
+    from mtpsurgeon.surgery.drafter.from_roles import rebuild_from_roles
+
+    if len(steps) > 1 or len(model.subgraphs) > 1:
+        raise SurgeryError(f"{model.path}: the pruned drafter at {step.finding.where} shares its model with other "
+                           "subgraphs or steps; rebuild it with a recipe (--recipe FILE) instead")
+    try:
+        ir, used, more = rebuild_from_roles(model, step.roles, base, config)
+    except SurgeryError as exc:
+        raise SurgeryError(f"{model.path}: {step.finding.where}: {exc}") from None
+    notes.extend(more)
+    notes.append(f"re-used {len(used)} stored weights as they are (same bytes and quantization)")
+    return ir, [SIGNATURE], [(t.subgraph, t.index) for t in used]
 
 
 def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verify: bool = True) -> PatchResult:
@@ -123,7 +145,7 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
                 by_section.setdefault(f.section, []).append(step)
         for index, steps in by_section.items():
             model = src.model(index)
-            ir, keys, relinked = _patch_model(model, steps, report.base, result.notes)
+            ir, keys, relinked = _patch_model(model, steps, report.base, result.notes, plan.config)
             with malformed_model(src.path, f"encoding patched section {index}"):
                 data = tflite_bytes(ir)
             edits.append(Replace(index, data))
@@ -137,7 +159,7 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
 
         writing = _Background(_write)
     else:
-        ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes)
+        ir, keys, relinked = _patch_model(src, plan.steps, report.base, result.notes, plan.config)
         with malformed_model(src.path, "encoding the patched model"):
             write_tflite(ir, tmp, force=True)
         to_run = [(tmp.read_bytes(), "model", keys)]

@@ -14,7 +14,7 @@ dtypes, shapes, quantization); INT8 caches are dequantized in the graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -68,37 +68,66 @@ def param_name(role: str) -> str:
     return Role(role, None, "spec").hf_name or role
 
 
-def _weight(L: Layers, role: str, w: np.ndarray, mode: str) -> Tensor:
-    """A matrix constant named by its parameter, float32 or quantized per ``--quant``."""
-    kind = role.rsplit(".", 1)[-1]
-    scheme = scheme_for(kind, mode)
-    name = param_name(role)
-    if scheme is None:
-        return L.const(name, np.asarray(w, dtype=np.float32), exact=True)
-    qw = quantize_weight(w, scheme)
-    p = fb.QuantizationParametersT()
-    if qw.block_size:
-        scales = L.const(f"{name}_scales", qw.scales, exact=True)
-        p.detailsType = fb.QuantizationDetails.BlockwiseQuantization
-        p.details = fb.BlockwiseQuantizationT()
-        p.details.blockSize = qw.block_size
-        t = L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
-        t.block_scales = scales
-        return t
-    # numpy vectors: the flatbuffer object API packs them in one copy, not element by element
-    p.scale = np.ascontiguousarray(qw.scales, dtype=np.float32)
-    p.zeroPoint = np.zeros(len(qw.scales), dtype=np.int64)
-    p.quantizedDimension = 0
-    return L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
+class WeightSource(Protocol):
+    """Where the emitted graph's learned constants come from (float checkpoint, or weights a file already holds)."""
+
+    def matrix(self, L: Layers, role: str) -> Tensor:
+        """The [out, in] weight of ``role`` ('pre_projection', 'layers.2.q_proj', ...)."""
+
+    def norm(self, L: Layers, role: str) -> Tensor:
+        """The RMS-norm scale of ``role`` shaped [1, 1, n]."""
+
+    def lm_head(self, L: Layers, softcap: float | None) -> Tensor:
+        """The LM head with the soft-cap's 1/cap folded in (``cap · tanh(x · headᵀ)``), as litert-torch does."""
 
 
-def _norm(L: Layers, spec: DrafterSpec, role: str) -> Tensor:
-    w = spec.weights[role]
-    return L.const(param_name(role), np.asarray(w, dtype=np.float32).reshape(1, 1, -1), exact=True)
+class FloatWeights:
+    """Constants from a :class:`DrafterSpec`'s float32 weights, quantized per ``--quant``."""
+
+    def __init__(self, spec: DrafterSpec, quant: str) -> None:
+        self.spec, self.quant = spec, quant
+
+    def matrix(self, L: Layers, role: str, w: np.ndarray | None = None) -> Tensor:
+        w = self.spec.weights[role] if w is None else w
+        kind = role.rsplit(".", 1)[-1]
+        scheme = scheme_for(kind, self.quant)
+        name = param_name(role)
+        if scheme is None:
+            return L.const(name, np.asarray(w, dtype=np.float32), exact=True)
+        qw = quantize_weight(w, scheme)
+        p = fb.QuantizationParametersT()
+        if qw.block_size:
+            scales = L.const(f"{name}_scales", qw.scales, exact=True)
+            p.detailsType = fb.QuantizationDetails.BlockwiseQuantization
+            p.details = fb.BlockwiseQuantizationT()
+            p.details.blockSize = qw.block_size
+            t = L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
+            t.block_scales = scales
+            return t
+        # numpy vectors: the flatbuffer object API packs them in one copy, not element by element
+        p.scale = np.ascontiguousarray(qw.scales, dtype=np.float32)
+        p.zeroPoint = np.zeros(len(qw.scales), dtype=np.int64)
+        p.quantizedDimension = 0
+        return L.graph.add_constant(L.name(name, exact=True), qw.data, qw.dtype, shape=w.shape, quantization=p)
+
+    def norm(self, L: Layers, role: str) -> Tensor:
+        w = self.spec.weights[role]
+        return L.const(param_name(role), np.asarray(w, dtype=np.float32).reshape(1, 1, -1), exact=True)
+
+    def lm_head(self, L: Layers, softcap: float | None) -> Tensor:
+        head = self.spec.weights["lm_head"]
+        if softcap:  # fold 1/cap into the head: cap · tanh(hn · (E/cap)ᵀ)
+            head = np.divide(head, np.float32(softcap), dtype=np.float32)
+        return self.matrix(L, "lm_head", head)
 
 
-def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32") -> Model:
-    """The drafter as an IR :class:`Model` (export with ``formats.tflite.writer.tflite_bytes``)."""
+def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32", *,
+                 weights: WeightSource | None = None) -> Model:
+    """The drafter as an IR :class:`Model` (export with ``formats.tflite.writer.tflite_bytes``).
+
+    Constants come from ``weights``; by default from ``spec.weights`` quantized per ``quant``.
+    """
+    W = weights if weights is not None else FloatWeights(spec, quant)
     model = Model()
     model.description = "mtpsurgeon build-drafter"
     graph = model.add_graph("main")
@@ -114,7 +143,7 @@ def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32")
         v = L.input(src.v_name, src.v.shape, src.v.dtype.code, _quantization(src.v.quantization))
         caches[kind] = (k, v)
 
-    h = L.fully_connected(act, _weight(L, "pre_projection", spec.weights["pre_projection"], quant), "pre_projection")
+    h = L.fully_connected(act, W.matrix(L, "pre_projection"), "pre_projection")
     windows: dict[tuple[int, int], Tensor] = {}
     for b in spec.blocks:
         i = b.index
@@ -129,33 +158,28 @@ def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32")
             if key not in windows:
                 windows[key] = L.window(pos, k.shape[2], keys)
             allowed = windows[key]
-        x = L.rms_norm(h, _norm(L, spec, f"layers.{i}.input_layernorm"), spec.eps, "input_layernorm")
-        q = L.fully_connected(x, _weight(L, f"layers.{i}.q_proj", spec.weights[f"layers.{i}.q_proj"], quant), "q_proj")
+        x = L.rms_norm(h, W.norm(L, f"layers.{i}.input_layernorm"), spec.eps, "input_layernorm")
+        q = L.fully_connected(x, W.matrix(L, f"layers.{i}.q_proj"), "q_proj")
         q = L.reshape(q, [1, b.heads, b.head_dim], "q_heads")
-        q = L.rms_norm(q, _norm(L, spec, f"layers.{i}.q_norm"), spec.eps, "q_norm")
+        q = L.rms_norm(q, W.norm(L, f"layers.{i}.q_norm"), spec.eps, "q_norm")
         if b.rope is not None:
             q = L.rope(q, pos, b.rope.inv_freq(b.head_dim))
         ctx = L.attention(q, k, v, mask, heads=b.heads, head_dim=b.head_dim, allowed=allowed)
-        o = L.fully_connected(ctx, _weight(L, f"layers.{i}.o_proj", spec.weights[f"layers.{i}.o_proj"], quant), "o_proj")
-        h = L.add(h, L.rms_norm(o, _norm(L, spec, f"layers.{i}.post_attention_layernorm"), spec.eps,
+        o = L.fully_connected(ctx, W.matrix(L, f"layers.{i}.o_proj"), "o_proj")
+        h = L.add(h, L.rms_norm(o, W.norm(L, f"layers.{i}.post_attention_layernorm"), spec.eps,
                                 "post_attention_layernorm"), "attention_residual")
-        xf = L.rms_norm(h, _norm(L, spec, f"layers.{i}.pre_feedforward_layernorm"), spec.eps, "pre_feedforward_layernorm")
-        m = L.gelu_mlp(xf, *(_weight(L, f"layers.{i}.{r}", spec.weights[f"layers.{i}.{r}"], quant)
-                             for r in ("gate_proj", "up_proj", "down_proj")))
-        h = L.add(h, L.rms_norm(m, _norm(L, spec, f"layers.{i}.post_feedforward_layernorm"), spec.eps,
+        xf = L.rms_norm(h, W.norm(L, f"layers.{i}.pre_feedforward_layernorm"), spec.eps, "pre_feedforward_layernorm")
+        m = L.gelu_mlp(xf, *(W.matrix(L, f"layers.{i}.{r}") for r in ("gate_proj", "up_proj", "down_proj")))
+        h = L.add(h, L.rms_norm(m, W.norm(L, f"layers.{i}.post_feedforward_layernorm"), spec.eps,
                                 "post_feedforward_layernorm"), "mlp_residual")
         if b.layer_scalar != 1.0:
             h = L.mul(h, L.scalar(b.layer_scalar, "layer_scalar"), "scaled")
         L.pop()
-    hn = L.rms_norm(h, _norm(L, spec, "final_norm"), spec.eps, "final_norm")
-    head = spec.weights["lm_head"]
-    if spec.softcap:  # fold 1/cap into the head, as litert-torch does: cap · tanh(hn · (E/cap)ᵀ)
-        head = np.divide(head, np.float32(spec.softcap), dtype=np.float32)
-    logits = L.fully_connected(hn, _weight(L, "lm_head", head, quant), "lm_head")
+    hn = L.rms_norm(h, W.norm(L, "final_norm"), spec.eps, "final_norm")
+    logits = L.fully_connected(hn, W.lm_head(L, spec.softcap), "lm_head")
     if spec.softcap:
         logits = L.softcap(logits, float(spec.softcap), folded=True)
-    proj = L.fully_connected(hn, _weight(L, "post_projection", spec.weights["post_projection"], quant),
-                             "post_projection")
+    proj = L.fully_connected(hn, W.matrix(L, "post_projection"), "post_projection")
     inputs = {t.name: t for t in graph.inputs}
     model.add_signature(SIGNATURE, graph, inputs, {"logits": logits, "projected_activations": proj})
     logits.name, proj.name = "logits", "projected_activations"

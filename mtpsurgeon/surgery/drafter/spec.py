@@ -39,9 +39,12 @@ class RopeSpec:
     partial_rotary_factor: float = 1.0
     kind: str = "default"  #: 'default' or 'proportional'
     factor: float = 1.0
+    table: tuple[float, ...] | None = None  #: stored inverse frequencies (a file's RoPE table), used as they are
 
     def inv_freq(self, head_dim: int) -> np.ndarray:
         """The head_dim/2 inverse frequencies (zeros for the non-rotated part of proportional RoPE)."""
+        if self.table is not None:
+            return np.asarray(self.table, dtype=np.float32)
         if self.kind == "proportional":
             angles = int(self.partial_rotary_factor * head_dim // 2)
             rot = 1.0 / (self.theta ** (np.arange(0, 2 * angles, 2, dtype=np.float32) / head_dim))

@@ -7,7 +7,7 @@ which dimensions it solves (from the base model, from the live graph, from
 the bound weights), which inputs, constants and operators it creates, and
 which signature exposes the result.
 
-    recipe = load_recipe("gemma4-drafter")          # or a path to a .json file
+    recipe = load_recipe("docs/recipes/litert-torch-drafter.json")   # or a built-in name
     binding = bind(recipe, ir, graph_index, finding, base)
     binding.dims["D"], binding.weights["pre_projection"], binding.leftovers
 

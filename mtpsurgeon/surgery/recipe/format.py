@@ -20,9 +20,9 @@ from mtpsurgeon.surgery.recipe.expressions import symbols
 FORMAT = "mtpsurgeon-recipe/1"
 APPLIES_TO = ("pruned_ops", "parallel_heads_pruned", "named_orphans")
 
-#: Finding kind → built-in recipe used when ``restore --recipe`` is not given.
+#: Finding kind → built-in recipe used when ``restore --recipe`` is not given. Pruned drafters
+#: ('pruned_ops') need none: restore rebuilds them from their roles through the drafter emitter.
 DEFAULT_RECIPES = {
-    "pruned_ops": "gemma4-drafter",
     "parallel_heads_pruned": "parallel-heads",
 }
 
