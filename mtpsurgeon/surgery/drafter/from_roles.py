@@ -24,7 +24,7 @@ from mtpsurgeon.formats.tflite.records import TensorRecord
 from mtpsurgeon.formats.tflite.schema import fb
 from mtpsurgeon.surgery.drafter.base_interface import drafter_interface
 from mtpsurgeon.surgery.drafter.emit import emit_drafter, param_name
-from mtpsurgeon.surgery.drafter.spec import BlockSpec, DrafterSpec, RopeSpec
+from mtpsurgeon.surgery.drafter.spec import BlockSpec, DrafterSpec, RopeSpec, rope_from_config
 from mtpsurgeon.surgery.ir import Model, Tensor
 from mtpsurgeon.surgery.ir.layers import Layers
 
@@ -113,23 +113,17 @@ def _architecture(rm: RoleMap, config: dict | None, notes: list[str]) -> tuple[f
     return float(eps), None if softcap is None else float(softcap), None if window is None else int(window)
 
 
-def _rope(rm: RoleMap, weights: StoredWeights, config: dict | None, head_dim: int, kind: str,
-          layer: int) -> RopeSpec | None:
-    """RoPE of one block: the stored table of its width (layer-named first), else config.json's, else none."""
-    tables = [(label, weights.value(label).reshape(-1)) for label in weights.by_label if label.startswith("rope_table")]
-    fits = [(label, v) for label, v in tables if v.size == head_dim // 2]
-    if len(fits) > 1:
-        fits = [(label, v) for label, v in fits if label == f"rope_table.{layer}"] or fits[:0]
+def _rope(weights: StoredWeights, config: dict | None, head_dim: int, kind: str, layer: int) -> RopeSpec | None:
+    """RoPE of one block: the one stored table of its width, else config.json's, else none (no table stored)."""
+    tables = [weights.value(label).reshape(-1) for label in weights.by_label if label.startswith("rope_table")]
+    fits = [v for v in tables if v.size == head_dim // 2]
     if len(fits) == 1:
-        return RopeSpec(theta=0.0, table=tuple(float(x) for x in fits[0][1]))
+        return RopeSpec(theta=0.0, table=tuple(float(x) for x in fits[0]))
     if tables:
-        raise SurgeryError(f"block {layer}: {len(fits)} stored RoPE tables of width {head_dim // 2}; cannot tell which it uses")
+        raise SurgeryError(f"block {layer}: {len(fits)} stored RoPE tables of width {head_dim // 2}; "
+                           "cannot tell which it uses")
     r = (_text(config).get("rope_parameters") or {}).get(kind)
-    if not r:
-        return None
-    return RopeSpec(theta=float(r.get("rope_theta", 1e4)), partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)),
-                    kind="proportional" if r.get("rope_type") == "proportional" else "default",
-                    factor=float(r.get("factor", 1.0)))
+    return rope_from_config(r, kind) if r else None
 
 
 def spec_from_roles(model: TFLiteModel, rm: RoleMap, config: dict | None = None) -> tuple[DrafterSpec, StoredWeights, list[str]]:
@@ -137,8 +131,7 @@ def spec_from_roles(model: TFLiteModel, rm: RoleMap, config: dict | None = None)
     tensors = model.subgraphs[rm.subgraph].tensors
     by_label: dict[str, TensorRecord] = {}
     for i, role in rm.roles.items():
-        label = role.label if role.kind != "rope_table" else f"rope_table.{role.layer}" if role.layer is not None else \
-            f"rope_table.t{i}"
+        label = role.label if role.kind != "rope_table" else f"rope_table.{i}"  # one per stored table
         by_label[label] = tensors[i]
     blocks = sorted(rm.blocks, key=lambda b: b.index)
     missing = [r for r in _TOP_ROLES if r not in by_label]
@@ -156,7 +149,7 @@ def spec_from_roles(model: TFLiteModel, rm: RoleMap, config: dict | None = None)
     for b in blocks:
         scalar = f"layers.{b.index}.layer_scalar"
         specs.append(BlockSpec(b.index, b.layer_type, int(b.heads), int(b.head_dim),
-                               _rope(rm, weights, config, int(b.head_dim), b.layer_type, b.index),
+                               _rope(weights, config, int(b.head_dim), b.layer_type, b.index),
                                window if b.layer_type == "sliding_attention" else None,
                                float(weights.value(scalar).reshape(-1)[0]) if scalar in by_label else 1.0))
     head, gate = by_label["lm_head"], by_label[f"layers.{blocks[0].index}.gate_proj"]

@@ -103,6 +103,14 @@ def read_config(path: str | os.PathLike) -> dict:
     return cfg
 
 
+def rope_from_config(r: dict, kind: str) -> RopeSpec:
+    """One layer type's ``rope_parameters`` entry (Gemma 4's theta for the type when absent)."""
+    return RopeSpec(theta=float(r.get("rope_theta", 1e6 if kind == "full_attention" else 1e4)),
+                    partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)),
+                    kind="proportional" if r.get("rope_type") == "proportional" else "default",
+                    factor=float(r.get("factor", 1.0)))
+
+
 def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
     n = int(text["num_hidden_layers"])
     types = list(text.get("layer_types") or ["sliding_attention"] * (n - 1) + ["full_attention"])
@@ -118,13 +126,7 @@ def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
         full = kind == "full_attention"
         own = per_layer.get(str(i)) or per_layer.get(i) or {}
         hd = int(own.get("head_dim") or (text.get("global_head_dim") if full else None) or text["head_dim"])
-        rope = None
-        if rope_on:
-            r = rope_cfg.get(kind) or {}
-            rope = RopeSpec(theta=float(r.get("rope_theta", 1e6 if full else 1e4)),
-                            partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)),
-                            kind="proportional" if r.get("rope_type") == "proportional" else "default",
-                            factor=float(r.get("factor", 1.0)))
+        rope = rope_from_config(rope_cfg.get(kind) or {}, kind) if rope_on else None
         out.append(BlockSpec(i, kind, int(own.get("num_attention_heads") or text["num_attention_heads"]), hd, rope,
                              None if full or window is None else int(window)))
     return out
