@@ -212,16 +212,21 @@ def test_pruned_drafter_inside_container_matches_ground_truth():
     assert_close(compare(GT_DRAFTER.read_bytes(), tflite_bytes(ir), "mtp_drafter"), {"logits", "projected_activations"})
 
 
+def prune_all_ops(model: bytes, dest: Path) -> Path:
+    """``model`` with every operator, input, output and signature removed, constants kept (as the generator prunes)."""
+    m = Model.from_buffer(model)
+    g = m.graphs[0]
+    g.nodes, g.inputs, g.outputs, m.signatures = [], [], [], []
+    g.tensors = [t for t in g.tensors if t.is_constant]
+    dest.write_bytes(tflite_bytes(m))
+    return dest
+
+
 @pytest.mark.parametrize("variant", ["mtp_drafter_blockwise.tflite", "mtp_drafter_f32.tflite"])
 def test_other_quantizations_of_the_drafter_rebuild_too(variant, tmp_path):
     """Prune the INT4-blockwise and float twins the same way the fixture generator does, then rebuild."""
     truth = (FIXTURES / variant).read_bytes()
-    m = Model.from_buffer(truth)
-    g = m.graphs[0]
-    g.nodes, g.inputs, g.outputs, m.signatures = [], [], [], []
-    g.tensors = [t for t in g.tensors if t.is_constant]
-    pruned = tmp_path / f"pruned-{variant}"
-    pruned.write_bytes(tflite_bytes(m))
+    pruned = prune_all_ops(truth, tmp_path / f"pruned-{variant}")
     report = analyze(pruned, base=GT_CONTAINER)
     (finding,) = [f for f in report.findings if f.kind == "pruned_ops"]
     ir = Model.from_tflite(report.file)

@@ -15,7 +15,6 @@ from mtpsurgeon.analysis.roles.dataflow import Dataflow
 from mtpsurgeon.analysis.roles.model import TABLE_ROLES, BlockArch, Role, RoleMap
 from mtpsurgeon.analysis.roles.patterns import (
     NONLINEAR,
-    data_matmuls,
     is_vector_shape,
     nearest_norm,
     norm_scale,
