@@ -168,3 +168,32 @@ def test_config_is_refused_where_nothing_is_rebuilt(tmp_path):
     cfg.write_text(json.dumps(EXPECTED["hf_assistant_config"]))
     p = cli("restore", JAX / "hidden/untagged-drafter.litertlm", "-o", tmp_path / "o.litertlm", "--config", cfg, expect=2)
     assert "--config" in p.stderr and "not used" in p.stderr
+
+
+@pytest.mark.parametrize("family", ["jax", "torch"])
+def test_pruned_drafter_without_any_names_is_recognised_and_restored(family, tmp_path):
+    """Every tensor renamed to jax2tf_arg_N (with LiteRT's own flatbuffer tools): the matrices and the norms are
+    placed by table order and shapes, RoPE tables by their values, layer scalars by theirs; the roles equal
+    the named file's and the restored drafter equals the one restored from the named file."""
+    from renamekit import anonymous, rewrite_names
+
+    root = JAX if family == "jax" else FIXTURES
+    named = root / "hidden/pruned-drafter.tflite"
+    anon = rewrite_names(named, tmp_path / "anonymous.tflite", anonymous)
+    base = root / "gemma4-mini.litertlm"
+
+    def labels(path):
+        (rm,) = [rm for ma in analyze(path, base=base).models for rm in ma.roles.values()]
+        assert not rm.unassigned
+        return {i: r.label for i, r in rm.roles.items()}
+
+    assert labels(anon) == labels(named)
+    outs = [tmp_path / "from-named.tflite", tmp_path / "from-anonymous.tflite"]
+    for src, out in zip((named, anon), outs):
+        cli("restore", src, "--base", base, "-o", out, "--no-dump")
+    want, got = outputs_at_positions(outs[0].read_bytes()), outputs_at_positions(outs[1].read_bytes())
+    for a, b in zip(got, want):
+        for k in b:
+            np.testing.assert_array_equal(a[k], b[k])
+    if family == "jax":
+        assert_bit_identical_drafters(outs[1].read_bytes())

@@ -134,9 +134,25 @@ def test_names_hf_maps_every_weight_of_an_anonymous_drafter(tmp_path):
     assert (config["head_dim"], config["global_head_dim"], config["final_logit_softcapping"]) == (32, 64, 30.0)
 
 
+def out_of_order_anonymous(tmp_path: Path) -> Path:
+    """The pruned drafter with every name anonymous and one q norm swapped with the block norm after it in the
+    tensor table: the order no longer reads as a drafter's, in either direction."""
+    from mtpsurgeon.formats.tflite.writer import tflite_bytes
+    from mtpsurgeon.surgery.ir import Model
+
+    m = Model.from_buffer((FX / "hidden" / "pruned-drafter.tflite").read_bytes())
+    ts = m.graphs[0].tensors
+    q = next(i for i, t in enumerate(ts) if t.shape == [1, 1, 32])
+    n = next(i for i in range(q + 1, len(ts)) if ts[i].shape == [1, 1, 64])
+    ts[q], ts[n] = ts[n], ts[q]
+    swapped = tmp_path / "swapped.tflite"
+    swapped.write_bytes(tflite_bytes(m))
+    return rewrite_names(swapped, tmp_path / "pruned.tflite", anonymous)
+
+
 def test_names_hf_refuses_a_partial_mapping(tmp_path):
-    """A pruned drafter with anonymous names cannot be mapped completely: exit 1, the list, nothing written."""
-    anon = rewrite_names(FX / "hidden" / "pruned-drafter.tflite", tmp_path / "pruned.tflite", anonymous)
+    """Anonymous names and norms out of table order: cannot be mapped completely: exit 1, the list, nothing written."""
+    anon = out_of_order_anonymous(tmp_path)
     out = tmp_path / "hf"
     r = subprocess.run([sys.executable, "-m", "mtpsurgeon", "extract", str(anon), "-o", str(out), "--dtype", "f32",
                         "--names", "hf", "--no-models"], capture_output=True, text=True)
@@ -146,7 +162,8 @@ def test_names_hf_refuses_a_partial_mapping(tmp_path):
 
 
 def test_pruned_roles_come_from_shapes_and_names_and_refuse_ambiguity(tmp_path):
-    """Pruned: the torch names place every weight; anonymous names leave the [D] norms ambiguous, said so."""
+    """Pruned: the torch names place every weight; with anonymous names and the norms out of table order the
+    matrices are still read off the table, the [D] norms are reported ambiguous, and the notes say why."""
     report = analyze(FX / "hidden" / "pruned-drafter.litertlm")
     ma = next(m for m in report.models if any(r.method == "shapes" for r in m.roles.values()))
     rm = next(r for r in ma.roles.values() if r.method == "shapes")
@@ -156,9 +173,9 @@ def test_pruned_roles_come_from_shapes_and_names_and_refuse_ambiguity(tmp_path):
         assert candidates(tensors[i].name) == {role.hf_name}, (tensors[i].name, role.label)
     assert [b.layer_type for b in rm.blocks] == ["sliding_attention"] * 3 + ["full_attention"]
 
-    anon = rewrite_names(FX / "hidden" / "pruned-drafter.tflite", tmp_path / "p.tflite", anonymous)
-    rep = analyze(anon, base=FX / "gemma4-mini.litertlm")
+    rep = analyze(out_of_order_anonymous(tmp_path), base=FX / "gemma4-mini.litertlm")
     rm = next(r for m in rep.models for r in m.roles.values() if r.method == "shapes")
     kinds = {r.kind for r in rm.roles.values()}
-    assert kinds <= {"pre_projection", "post_projection", "lm_head"}, kinds  # shapes alone decide only these
+    assert "input_layernorm" not in kinds and "q_norm" not in kinds and "q_proj" in kinds  # matrices still read
     assert any("ambiguous" in why for _, why in rm.unassigned)
+    assert any("table order of the norm vectors read backward" in n for n in rm.notes)

@@ -79,7 +79,8 @@ def analyze_model(model: TFLiteModel, section: SectionRecord | None, base: BaseD
     for tie in ma.ties:
         if tie.kind == "pruned_drafter" and tie.subgraph not in ma.roles:
             rm = recognise_pruned(list(tie.tensors), tie.subgraph, tie.dims["D"], tie.dims["H"],
-                                  base.vocab if base is not None else None, base.kv_heads if base is not None else None)
+                                  base.vocab if base is not None else None, base.kv_heads if base is not None else None,
+                                  model)
             left = read_leftovers(model, [t for t in model.subgraphs[tie.subgraph].tensors if t.index not in rm.roles],
                                   base.cache_len if base is not None else None)
             apply_leftovers(model, rm, left)

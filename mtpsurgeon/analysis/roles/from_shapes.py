@@ -18,13 +18,15 @@ from collections import Counter
 
 from mtpsurgeon.analysis.roles.model import BlockArch, Role, RoleMap
 from mtpsurgeon.analysis.roles.names import name_role
-from mtpsurgeon.analysis.roles.patterns import is_vector_shape
-from mtpsurgeon.analysis.roles.table_order import place_by_table_order
+from mtpsurgeon.analysis.roles.patterns import is_inverse_frequency_table, is_vector_shape
+from mtpsurgeon.analysis.roles.table_order import place_by_table_order, place_matrices_by_table_order
+from mtpsurgeon.formats.tflite import TFLiteModel
 from mtpsurgeon.formats.tflite.records import TensorRecord
 
 #: Roles that belong to the whole drafter, not to a block.
 _TOP = {"pre_projection", "post_projection", "lm_head", "rope_table"}
 _LAYER = re.compile(r"layers?[._/]?(\d+)", re.IGNORECASE)
+_OPEN = Role("", None, "")
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -32,9 +34,16 @@ def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int, vocab: int | None,
-                     kv_heads: int | None = None) -> RoleMap:
-    """Roles of orphaned drafter weights with hidden ``D``, backbone ``H`` and (base) ``vocab``, ``kv_heads``."""
-    every = sorted(tensors, key=lambda t: t.index)
+                     kv_heads: int | None = None, model: TFLiteModel | None = None) -> RoleMap:
+    """Roles of orphaned drafter weights with hidden ``D``, backbone ``H`` and (base) ``vocab``, ``kv_heads``.
+
+    ``model`` (the file holding them) lets values speak where shapes cannot: RoPE tables.
+    """
+    # blockwise scales are quantization parameters of a weight, not weights
+    scales = {t.quantization.block_scales_tensor for t in tensors
+              if t.quantization is not None and t.quantization.scheme == "blockwise"}
+    every = sorted((t for t in tensors if t.index not in scales), key=lambda t: t.index)
+    tensors = every
     rm = RoleMap(subgraph, "shapes")
     rm.arch.update(hidden=D, backbone_hidden=H, vocab=vocab)
     # Converter constants (shape vectors, axes, eps and fill scalars) are not weights; a learned scalar
@@ -58,6 +67,13 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
     unique((H, D), "post_projection", f"the only [H, D] = [{H}, {D}] matrix")
     if vocab:
         unique((vocab, D), "lm_head", f"the only [V, D] = [{vocab}, {D}] matrix (V = the base's vocab)")
+    if model is not None:
+        for t in tensors:
+            if (t.index not in taken and t.dtype.is_float and is_vector_shape(tuple(t.shape)) and name_role(t.name) is None
+                    and is_inverse_frequency_table(model.tensor_array(t))):
+                rm.roles[t.index] = Role("rope_table", None, "values 1, r, r², ... (then zeros): RoPE inverse "
+                                                             "frequencies", "values")
+                taken.add(t.index)
     for t in tensors:
         if t.index in taken:
             continue
@@ -80,7 +96,12 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
     if len(finals) == 1:
         rm.roles[finals[0].index] = Role("final_norm", None, f"name '{finals[0].name}' is a norm outside any block", "name")
         rm.unassigned = [(i, w) for i, w in rm.unassigned if i != finals[0].index]
-    place_by_table_order(rm, every, D)
+    matrices = [t for t in tensors if len(_squeezed(tuple(t.shape))) == 2 and rm.roles.get(t.index, _OPEN).kind
+                not in ("rope_table",)]
+    place_matrices_by_table_order(rm, matrices, D, vocab)
+    place_by_table_order(rm, every, D, None if model is None else
+                         (lambda t: float(model.tensor_array(t).reshape(-1)[0])))
+    rm.unassigned = [(i, why) for i, why in rm.unassigned if i not in rm.roles]
     _blocks(rm, {t.index: t for t in every}, kv_heads)
     return rm
 

@@ -43,7 +43,7 @@ class Role:
     kind: str  #: a LAYER_ROLES / TOP_ROLES key, or 'rope_table'
     layer: int | None
     evidence: str
-    source: str = "dataflow"  #: 'dataflow', 'shape', 'name' or 'order' (tensor-table position)
+    source: str = "dataflow"  #: 'dataflow', 'shape', 'name', 'values' or 'order' (tensor-table position)
 
     @property
     def hf_name(self) -> str | None:

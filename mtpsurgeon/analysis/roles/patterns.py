@@ -15,6 +15,16 @@ def is_vector_shape(shape: tuple[int, ...]) -> bool:
     return bool(shape) and shape[-1] > 1 and all(d == 1 for d in shape[:-1])
 
 
+def is_inverse_frequency_table(values: np.ndarray) -> bool:
+    """RoPE inverse frequencies by their values: 1, r, r², ... (0 < r < 1), then zeros (unrotated dims)."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    k = int(np.count_nonzero(v))
+    if v.size < 2 or k < 2 or np.any(v[k:]) or abs(v[0] - 1.0) > 1e-6:
+        return False
+    ratios = v[1:k] / v[: k - 1]
+    return bool(0 < ratios[0] < 1 and np.allclose(ratios, ratios[0], rtol=1e-3))
+
+
 def norm_scale(df: Dataflow, op: OperatorRecord) -> int | None:
     """If ``op`` scales an RMS-normalised value by a learned vector, that vector's index.
 
