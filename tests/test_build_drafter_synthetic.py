@@ -269,3 +269,26 @@ def test_checkpoint_build_extract_round_trip_gives_the_checkpoint_back(tmp_path,
     tc = json.loads((tmp_path / "hf" / "config.json").read_text())["text_config"]
     assert tc["rope_parameters"] == cfg["text_config"]["rope_parameters"]
     assert (tc["num_attention_heads"], tc["num_key_value_heads"]) == (4, 2)
+
+
+def test_ordered_embeddings_checkpoint_builds_the_full_head(tmp_path):
+    """use_ordered_embeddings with masked_embedding.* tensors: those are ignored, the full LM head is built,
+    and a note says so; logits equal the reference's full head."""
+    from safetensors.numpy import load_file, save_file
+
+    cfg = {**K.assistant_config(), "use_ordered_embeddings": True, "num_centroids": 8, "centroid_intermediate_top_k": 2}
+    w = K.assistant_weights(cfg)
+    ck = K.write_checkpoint(tmp_path / "ck", cfg, w)
+    st_path = next(ck.glob("*.safetensors"))
+    st = load_file(str(st_path))
+    st["masked_embedding.centroids.weight"] = np.zeros((8, 32), np.float32)
+    st["masked_embedding.token_ordering"] = np.arange(96, dtype=np.int64)
+    save_file(st, str(st_path))
+    base = K.synthetic_base(tmp_path / "base.tflite", H=48, V=96, C=C, kv={0: (2, 16, "FLOAT32"), 1: (2, 32, "FLOAT32")})
+    built = build_drafter(ck, base)
+    assert any("use_ordered_embeddings" in n and "full LM head" in n for n in built.notes)
+    run = Interpreter(model_content=built.data).get_signature_runner("mtp_drafter")
+    ins = _inputs(run.get_input_details(), np.random.default_rng(1), 5, False)
+    got = run(**ins)["logits"]
+    ref = K.reference_drafter(cfg, w, ins, {"sliding_attention": 0, "full_attention": 1})["logits"]
+    assert got.shape == (1, 1, 96) and np.abs(got - ref).max() < 2e-4 * max(1.0, np.abs(ref).max())

@@ -170,7 +170,8 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
         raise MalformedFileError(cfg_path, f"config field missing or not a number: {exc}") from None
     if cfg.get("use_ordered_embeddings"):
         spec.notes.append("use_ordered_embeddings: the LiteRT drafter computes the full LM head "
-                          "(the centroid top-k masking of transformers is a speed-up, not applied)")
+                          "(transformers' centroid top-k masking approximates it for speed; not applied, so the "
+                          "drafter's top-1 is the exact one over the whole vocabulary)")
     if mt == "gemma4_unified_assistant":
         spec.notes.append("gemma4_unified_assistant read with the gemma4_assistant layout")
     st = SafetensorsSet(files)
