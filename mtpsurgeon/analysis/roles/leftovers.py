@@ -6,8 +6,8 @@ soft-cap, the mask's position ramp and the window it was compared with. With
 no operator left to say which constant feeds what, only values that are
 unambiguous by kind are read:
 
-* epsilon: the one distinct float constant in (0, 1e-3];
-* soft-cap: the one distinct float scalar in (1, 1000];
+* epsilon: the one distinct float scalar in (0, 1e-3];
+* soft-cap: the one distinct float scalar in [2, 1000];
 * sliding window: when a position ramp ``[0, 1, ..., C-1]`` is present (the
   graph computed a position mask), the one integer scalar in [2, C) of the
   ramp's rank (it was broadcast against the ramp; axes and counts are not).
@@ -56,10 +56,10 @@ def read_leftovers(model: TFLiteModel, tensors: list[TensorRecord], cache_len: i
         if not model.has_data(t) or t.num_elements > max(cache_len or 0, 1) or t.num_elements == 0:
             continue
         values = model.tensor_array(t).reshape(-1)
-        if t.dtype.is_float and t.num_elements >= 1:
-            small = {float(v) for v in values if 0 < float(v) <= 1e-3}
-            eps.update(small)
-            if t.num_elements == 1 and 1 < float(values[0]) <= 1000:
+        if t.dtype.is_float and t.num_elements == 1:  # scalars only: scale tensors hold tiny values too
+            if 0 < float(values[0]) <= 1e-3:
+                eps.add(float(values[0]))
+            elif 2 <= float(values[0]) <= 1000:  # a cap near 1 would squash the logits; layer scalars sit there
                 caps.add(float(values[0]))
         elif t.dtype.name in ("INT32", "INT64"):
             if cache_len and t.num_elements == cache_len and np.array_equal(values, np.arange(cache_len)):
@@ -67,10 +67,10 @@ def read_leftovers(model: TFLiteModel, tensors: list[TensorRecord], cache_len: i
             elif t.num_elements == 1:
                 ints.setdefault(len(t.shape), set()).add(int(values[0]))
     out.eps = _one(set(eps))
-    out.evidence.append(f"epsilon {out.eps:g}: the only tiny float constant left" if out.eps is not None
+    out.evidence.append(f"epsilon {out.eps:g}: the only tiny float scalar left" if out.eps is not None
                         else f"epsilon unknown ({len(eps)} candidate values)")
     out.softcap = _one(set(caps))
-    out.evidence.append(f"soft-cap {out.softcap:g}: the only float scalar in (1, 1000] left" if out.softcap is not None
+    out.evidence.append(f"soft-cap {out.softcap:g}: the only float scalar in [2, 1000] left" if out.softcap is not None
                         else f"soft-cap unknown ({len(caps)} candidate values)")
     if out.position_ramp and cache_len:
         windows = {v for v in ints.get(ramp_rank, ()) if 2 <= v < cache_len}
