@@ -13,7 +13,7 @@ HIDING_KINDS = {
     "section_untagged": "re-tag the section as tf_lite_mtp_drafter",
     "section_mistagged": "re-tag the section as tf_lite_mtp_drafter",
     "no_signature": "re-expose the subgraph through an 'mtp_drafter' SignatureDef",
-    "pruned_ops": "rebuild the drafter's operators from the built-in recipe",
+    "pruned_ops": "rebuild the drafter from its stored weights, placed by their recognised roles",
     "parallel_heads_pruned": "rebuild the parallel heads' operators from the built-in recipe",
     "named_orphans": "describe their layout in a recipe file (restore --recipe FILE), or extract them (extract --orphans)",
 }
