@@ -18,6 +18,7 @@ from test_restore_fixtures import assert_same_drafter, cli, drafter_outputs, eng
     section_bytes
 
 from mtpsurgeon.analysis import analyze
+from mtpsurgeon.formats.open import open_file
 from mtpsurgeon.formats.tflite.writer import tflite_bytes
 from mtpsurgeon.surgery.ir import Model
 
@@ -197,3 +198,41 @@ def test_pruned_drafter_without_any_names_is_recognised_and_restored(family, tmp
             np.testing.assert_array_equal(a[k], b[k])
     if family == "jax":
         assert_bit_identical_drafters(outs[1].read_bytes())
+
+
+def _base_with_orphaned_drafter() -> bytes:
+    """The jax base model with the pruned drafter's tensors added to its graph as orphan constants."""
+    base = Model.from_buffer((JAX / "base_prefill_decode.tflite").read_bytes())
+    drafter = Model.from_buffer((JAX / "hidden/pruned-drafter.tflite").read_bytes())
+    g = base.graphs[0]
+    for t in drafter.graphs[0].tensors:
+        g.add_constant(t.name, t.buffer.data, t.dtype, shape=t.shape, quantization=t.quantization)
+    return tflite_bytes(base)
+
+
+def test_drafter_orphaned_inside_the_base_becomes_a_new_section(tmp_path, ground_truth_engine):
+    """The drafter's weights left as orphans in the base section of a container without a drafter: restore
+    builds a new drafter section from them and leaves the base section byte for byte as it was."""
+    from mtpsurgeon.formats.litertlm.writer import Replace, rewrite_container
+
+    c = open_file(JAX / "hidden/no-drafter.litertlm")
+    base_index = next(s.index for s in c.tflite_sections() if s.model_type == "tf_lite_prefill_decode")
+    src = tmp_path / "orphaned.litertlm"
+    rewrite_container(c, [Replace(base_index, _base_with_orphaned_drafter())], src)
+    out = tmp_path / "restored.litertlm"
+    p = cli("restore", src, "-o", out)
+    assert "build a new 'tf_lite_mtp_drafter' section" in p.stdout
+    before, after = peek_sections(src), peek_sections(out)
+    assert after[: len(before)] == before and after[-1][0] == "tf_lite_mtp_drafter"
+    assert_bit_identical_drafters(section_bytes(out, "tf_lite_mtp_drafter"))
+    on = engine(out, "on", PROMPTS)
+    assert on["error"] is None and on["success_rates"] == ground_truth_engine["success_rates"]
+
+
+def test_a_base_model_is_never_replaced_by_its_orphaned_drafter(tmp_path):
+    src = tmp_path / "base.tflite"
+    src.write_bytes(_base_with_orphaned_drafter())
+    out = tmp_path / "out.tflite"
+    p = cli("restore", src, "-o", out, "--dry-run", expect=1)
+    assert "share their model with live operators" in p.stderr and "--recipe" in p.stderr
+    assert not out.exists()

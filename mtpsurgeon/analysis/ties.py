@@ -79,8 +79,11 @@ def tie_pruned_drafter(model: TFLiteModel, orphans: Orphans, hidden: int | None)
         if no_ops:
             members = ts
             evidence.append(f"subgraph {sg} has no operators left: all {len(ts)} weight tensors belong to the pruned graph")
-        else:
-            members = [t for t in ts if d in t.shape or MTP_NAME.search(t.name)]
+        else:  # the orphans that carry D or an MTP name, and the orphans the table holds among them
+            core = [t.index for t in ts if d in t.shape or MTP_NAME.search(t.name)]
+            members = [t for t in ts if core and min(core) <= t.index <= max(core)]
+            if len(members) > len(core):
+                evidence.append(f"{len(members) - len(core)} more orphans lie among them in the tensor table")
         named = _named(members)
         if named:
             evidence.append(f"{len(named)} tensor names mention MTP/drafter roles")

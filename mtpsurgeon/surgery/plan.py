@@ -9,6 +9,7 @@ from mtpsurgeon.analysis.links import LinkCheck, link_checks
 from mtpsurgeon.analysis.report import Report
 from mtpsurgeon.analysis.roles.model import RoleMap
 from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
+from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
 from mtpsurgeon.surgery.drafter.spec import read_config
 from mtpsurgeon.surgery.graft_drafter import DrafterSource, load_drafter
 
@@ -25,6 +26,7 @@ class Step:
     signature_name: str | None = None
     recipe: str | None = None  #: a JSON recipe; None for a drafter rebuilt from its roles (``roles``)
     roles: RoleMap | None = None
+    new_section: bool = False  #: the rebuilt drafter goes into a new section; the weights' section stays as it is
 
 
 @dataclass
@@ -86,6 +88,25 @@ def _roles_of(report: Report, f: Finding) -> RoleMap:
                        "docs/recipes.md) to rebuild it")
 
 
+def _rebuild_step(report: Report, f: Finding, rm: RoleMap) -> Step:
+    """Rebuild a pruned drafter from its roles: in place when its weights are all their model holds, else (in a
+    container without a drafter) as a new drafter section. A model with live operators is never replaced."""
+    path = report.file.path
+    ma = next(m for m in report.models if m.section_index == f.section)
+    alone = len(ma.model.subgraphs) == 1 and not ma.model.subgraphs[0].operators and not ma.model.signatures
+    n = len(rm.roles)
+    if alone:
+        return Step("rebuild", f"rebuild the drafter of {f.where} from its {n} stored weights, placed by their "
+                               "recognised roles", f, roles=rm)
+    if f.section is not None and not any(s.model_type == MTP_DRAFTER for s in report.file.tflite_sections()):
+        return Step("rebuild", f"build a new '{MTP_DRAFTER}' section from the {n} drafter weights orphaned at "
+                               f"{f.where} (placed by their recognised roles; that section is left as it is)", f,
+                    roles=rm, new_section=True)
+    raise SurgeryError(f"{path}: the pruned drafter's weights at {f.where} share their model with live operators; "
+                       "rebuilding the drafter in place would replace that model. Describe the layout in a recipe "
+                       "(--recipe FILE, docs/recipes.md) to rebuild it beside them")
+
+
 def plan_restore(report: Report, *, drafter: str | None = None, signature_name: str | None = None,
                  recipe: str | None = None, accept_link_failures: bool = False,
                  config: str | os.PathLike | None = None) -> RestorePlan:
@@ -141,8 +162,7 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
                 if report.base is None:
                     raise UsageError(f"{path}: rebuilding the pruned drafter at {f.where} needs the base model's KV "
                                      "caches and cache length; pass --base MODEL")
-                plan.steps.append(Step("rebuild", f"rebuild the drafter of {f.where} from its {len(rm.roles)} stored "
-                                                  "weights, placed by their recognised roles", f, roles=rm))
+                plan.steps.append(_rebuild_step(report, f, rm))
                 continue
             name = recipe or default_recipe_for(f.kind)
             plan.steps.append(Step("rebuild", f"rebuild the operators of {f.where} from recipe '{name}' "

@@ -14,7 +14,8 @@ from pathlib import Path
 from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.errors import SurgeryError, malformed_model
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
-from mtpsurgeon.formats.litertlm.writer import Edit, Replace, rewrite_container
+from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
+from mtpsurgeon.formats.litertlm.writer import Add, Edit, Replace, SectionSpec, rewrite_container
 from mtpsurgeon.formats.tflite import TFLiteModel
 from mtpsurgeon.formats.tflite.records import TensorRecord
 from mtpsurgeon.formats.tflite.writer import tflite_bytes, write_tflite
@@ -88,9 +89,10 @@ def _rebuild_drafter(model: TFLiteModel, step, steps, base, notes: list[str],
     from mtpsurgeon.surgery.drafter.emit import SIGNATURE
     from mtpsurgeon.surgery.drafter.from_roles import rebuild_from_roles
 
-    if len(steps) > 1 or len(model.subgraphs) > 1:
+    replaces = not step.new_section
+    if replaces and (len(steps) > 1 or len(model.subgraphs) > 1 or any(sg.operators for sg in model.subgraphs)):
         raise SurgeryError(f"{model.path}: the pruned drafter at {step.finding.where} shares its model with other "
-                           "subgraphs or steps; rebuild it with a recipe (--recipe FILE) instead")
+                           "subgraphs, operators or steps; rebuild it with a recipe (--recipe FILE) instead")
     try:
         ir, used, more = rebuild_from_roles(model, step.roles, base, config)
     except SurgeryError as exc:
@@ -141,6 +143,15 @@ def execute(plan: RestorePlan, out: str | os.PathLike, outs: OutputSet, *, verif
                 m = src.model(f.section)
                 weights.append(RelinkedWeights(m, weight_tensors(m), f.section))
                 out_sections.append(f.section)  # same bytes, new header entry: hashed while written
+            elif step.kind == "rebuild" and step.new_section:
+                model = src.model(f.section)
+                ir, keys, used = _rebuild_drafter(model, step, [step], report.base, result.notes, plan.config)
+                with malformed_model(src.path, f"encoding the drafter rebuilt from section {f.section}"):
+                    data = tflite_bytes(ir)
+                edits.append(Add(SectionSpec.tflite(memoryview(data), MTP_DRAFTER)))
+                to_run.append((data, "new drafter section", keys))
+                weights.append(RelinkedWeights(model, [model.tensor(sg, i) for sg, i in used], f.section))
+                out_sections.append(None)  # the dump reads the weights where they are, in the unchanged section
             else:
                 by_section.setdefault(f.section, []).append(step)
         for index, steps in by_section.items():
