@@ -8,12 +8,56 @@ from mtpsurgeon.surgery.ir.symbolic.expr import Dim, product, show
 from mtpsurgeon.surgery.ir.symbolic.registry import rule
 
 
-def _split_monomial(ctx: RuleContext, e: Dim, values: list[int]) -> list[Dim]:
-    """Spread the monomial ``e`` over output dims with stored ``values``; exactly one way or refuse.
+def cut_layout(e: Dim, values: list[int], t0: int) -> list[Dim] | None:
+    """Split ``e`` over ``values`` along its row-major layout, or None when that cannot decide.
 
-    A split that reproduces, value for value, the factors an earlier reshape
-    merged into ``e`` undoes that merge ([T, 256] -> 256*T -> [T, 256]).
+    ``e``'s layout (the factors it was merged from, outermost first) fixes
+    what each output dim holds: [2, 2·T] merged is (2, 2, T), so [4, 4] at
+    T=4 is [4, T], never [T, 4]. Constant factors may be split; a cut inside
+    a T-dependent factor (or an unknown layout) gives None.
     """
+    atoms = e.layout
+    if atoms is None:
+        return None
+    queue = list(atoms)
+    out: list[Dim] = []
+    for v in values:
+        group: list[Dim] = []
+        size = 1
+        while size < v:
+            if not queue:
+                return None
+            a = queue.pop(0)
+            av = a.at(t0)
+            if v % (size * av) == 0:
+                group.append(a)
+                size *= av
+            elif a.is_const and v % size == 0 and av % (v // size) == 0:
+                need = v // size
+                group.append(Dim.const(need))
+                queue.insert(0, Dim.const(av // need))
+                size = v
+            else:
+                return None
+        if size != v:
+            return None
+        out.append(product(group))
+    if any(a.at(t0) != 1 for a in queue):
+        return None
+    return out
+
+
+def _split_monomial(ctx: RuleContext, e: Dim, values: list[int]) -> list[Dim]:
+    """Spread ``e`` over output dims with stored ``values``; exactly one way or refuse.
+
+    First by ``e``'s layout (:func:`cut_layout`). Else a split that reproduces,
+    value for value, the factors an earlier reshape merged into ``e`` undoes
+    that merge ([T, 256] -> 256*T -> [T, 256]); else the monomial must split
+    over the values in exactly one way.
+    """
+    by_layout = cut_layout(e, values, ctx.t0)
+    if by_layout is not None:
+        return by_layout
     merged = ctx.merged_factors(e)
     if merged is not None and [d.at(ctx.t0) for d in merged] == values:
         return list(merged)
