@@ -101,9 +101,10 @@ def respecialize(model: Model, tokens: int, shapes: SymbolicShapes | None = None
             if t.shape_signature is not None:
                 t.shape_signature = [-1 if s == -1 else v for s, v in zip(t.shape_signature, new)]
             t.shape = new
-    readings: dict[int, int] = {}
+    fixed: set[int] = set()  # constants with a T-independent reading keep their values for it
     for use in shapes.constants:
-        readings[id(use.tensor)] = readings.get(id(use.tensor), 0) + 1
+        if not use.depends_on_t:
+            fixed.add(id(use.tensor))
     for k, use in enumerate(shapes.t_constants):
         t = use.tensor
         values = evaluate(use.exprs, tokens)
@@ -111,9 +112,10 @@ def respecialize(model: Model, tokens: int, shapes: SymbolicShapes | None = None
             raise SurgeryError(f"{use.role} {label(t)} {show(use.exprs)} would hold {values} at T={tokens}")
         old = np.asarray(t.numpy())
         new_values = np.asarray(values, dtype=old.dtype).reshape(old.shape)
-        if readings[id(t)] == 1:
+        if id(t) not in fixed:  # the first T-dependent reading takes the tensor itself
             t.buffer = Buffer(new_values)  # never edit a shared buffer
-        else:  # a constant the converter shared between readings that now differ: one copy per reading
+            fixed.add(id(t))
+        else:  # a constant the converter shared between readings that now differ: one copy per further reading
             copy_t = use.graph.add_constant(f"{t.name};T{k}", new_values, quantization=t.quantization)
             for node, slot in use.uses:
                 node.inputs[slot] = copy_t
