@@ -194,3 +194,16 @@ def test_every_operator_in_the_fixtures_has_a_shape_rule():
         for m in models:
             seen |= {n.op for g in Model.from_tflite(m).graphs for n in g.nodes}
     assert len(seen) >= 25 and not seen - set(RULES)
+
+
+def test_cut_layout_follows_the_factors_not_the_values():
+    from mtpsurgeon.surgery.ir.symbolic.layout import cut_layout
+
+    T, c = Dim.symbol(), Dim.const
+    grouped = product([c(2), product([c(2), T])])  # [2, 2*T] merged: (4, T) after merging constants
+    assert [str(d) for d in cut_layout(grouped, [4, 4], 4)] == ["4", "T"]
+    assert [str(d) for d in cut_layout(product([T, c(4)]), [4, 4], 4)] == ["T", "4"]
+    assert [str(d) for d in cut_layout(product([c(4), T]), [2, 8], 4)] == ["2", "2*T"]  # a constant factor splits
+    assert cut_layout(product([T, c(4)]), [2, 8], 4) is None  # a cut inside T: not decided here
+    assert cut_layout(4 * T, [4, 4], 4) is None  # 4*T from an int product: layout unknown
+    assert (4 * T).layout is None and product([c(4), T]).layout == (c(4), T) and (T + 1).layout == (T + 1,)

@@ -162,3 +162,21 @@ def test_engine_greedy_identical_with_mtp(tuned_containers, g):
     assert on["error"] is None and off["error"] is None and on["has_speculative_decoding_support"]
     assert same_greedy(on["texts"], off["texts"])
     assert on["success_rates"] and 0 < on["success_rates"][-1] <= 1
+
+
+def test_float_twin_equals_the_schema_built_one():
+    """surgery/quantized_boundary.py (the gate's twin) finds, by structure, the same 16 boundaries as the
+    oracle above: the two twins have the same verify and decode dataflow; other models are left alone."""
+    from mtpsurgeon.formats.open import open_file
+    from mtpsurgeon.formats.tflite.writer import tflite_bytes
+    from mtpsurgeon.surgery.ir import Model
+    from mtpsurgeon.surgery.quantized_boundary import float_twin
+
+    ir = Model.from_tflite(open_file(BASE))
+    assert float_twin(ir, ["verify", "decode"]) == 16
+    ours, oracle = tflite_bytes(ir), float_boundary_twin(BASE.read_bytes())
+    for key in ("verify", "decode"):
+        assert canonical(summarize(ours, key)) == canonical(summarize(oracle, key))
+        assert all(d["dtype"] == np.float32 for n, d in Interpreter(model_content=ours).get_signature_runner(key)
+                   .get_input_details().items() if n.startswith("kv_cache_"))
+    assert float_twin(Model.from_tflite(open_file(FIXTURES / "base_prefill_decode.tflite")), ["verify", "decode"]) == 0
