@@ -180,3 +180,18 @@ def test_float_twin_equals_the_schema_built_one():
         assert all(d["dtype"] == np.float32 for n, d in Interpreter(model_content=ours).get_signature_runner(key)
                    .get_input_details().items() if n.startswith("kv_cache_"))
     assert float_twin(Model.from_tflite(open_file(FIXTURES / "base_prefill_decode.tflite")), ["verify", "decode"]) == 0
+
+
+def test_references_are_recorded_in_the_answer_key():
+    import hashlib
+
+    index = json.loads((JAX / "verify_variants" / "index.json").read_text())
+    rec = json.loads((JAX / "expected.json").read_text())["verify_variants"]
+    assert rec["variants"] == index["variants"] and rec["kv_cache_scales"] == index["kv_cache_scales"]
+    assert sorted(index["variants"]) == ["2", "3", "5"]
+    for v in index["variants"].values():
+        assert hashlib.sha256((JAX / "verify_variants" / v["file"]).read_bytes()).hexdigest() == v["sha256"]
+    # the scales the references were edited with are the committed base's own quantization parameters
+    r = Interpreter(model_path=str(BASE)).get_signature_runner("verify").get_input_details()
+    for name, scale in index["kv_cache_scales"].items():
+        assert np.float32(r[name]["quantization_parameters"]["scales"][0]) == np.float32(scale)
