@@ -183,12 +183,13 @@ def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out
 def _equivalence(base_path: Path, work: Path, seed: int, kernels: str) -> tuple[Equivalence, list[str]]:
     """verify over T' tokens vs T' decode calls; on the float twin when the state is quantized (see
     :mod:`~mtpsurgeon.surgery.quantized_boundary`: INT8 KV rows written inside one verify call stay float)."""
-    twin = Model.from_tflite(open_file(base_path))
+    written = open_file(base_path)
+    twin = Model.from_tflite(written)
     stripped = float_twin(twin, [VERIFY, DECODE])
     if not stripped:
         return check_verify_matches_decode(base_path, seed=seed, kernels=kernels), []
-    path = work / "float-twin.tflite"
-    write_tflite(twin, path, force=True)
+    path = work / "float-twin.tflite"  # streamed like the output itself, removed after the check
+    write_base(twin, written, path)
     eq = check_verify_matches_decode(path, seed=seed, kernels=kernels)
     path.unlink()
     return eq, [f"verify vs decode compared with the {stripped} quantized state boundaries of '{VERIFY}' and "
