@@ -122,6 +122,7 @@ def test_search_prints_table_and_decides(tmp_path):
     assert [v["draft_steps"] for v in r["variants"]] == [1, 2]
     for v in r["variants"]:
         assert v["error"] is None and v["tok_s_on"] > 0 and v["tok_s_off"] > 0 and v["identical"]
+        assert len(v["speedup_per_repeat"]) == 1 and v["success_rate"] == 1.0 and len(v["texts_on"]) == 3
     if r["winner"] is None:
         assert "does not pay off" in r["message"] and not out.exists()
     else:

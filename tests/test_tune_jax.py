@@ -195,3 +195,32 @@ def test_references_are_recorded_in_the_answer_key():
     r = Interpreter(model_path=str(BASE)).get_signature_runner("verify").get_input_details()
     for name, scale in index["kv_cache_scales"].items():
         assert np.float32(r[name]["quantization_parameters"]["scales"][0]) == np.float32(scale)
+
+
+def test_search_measures_the_int8_family(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    lines = [l for l in PROMPTS.read_text().splitlines() if l and not l.startswith("#")]
+    prompts.write_text("\n".join(lines[:3]) + "\n")
+    out = tmp_path / "best.litertlm"
+    r = json.loads(cli("tune", CONTAINER, "--search", "1,4", "--prompts", prompts, "--repeats", 1, "-o", out,
+                       "--json").stdout)
+    assert [v["draft_steps"] for v in r["variants"]] == [1, 4]
+    for v in r["variants"]:
+        assert v["error"] is None and v["identical"] and v["tok_s_on"] > 0 and 0 < v["success_rate"] <= 1
+    assert (r["winner"] is None) == (not out.exists())
+
+
+def test_unknown_operator_in_the_jax_base_refused_nothing_written(tmp_path):
+    from mtpsurgeon.formats.open import open_file
+    from mtpsurgeon.formats.tflite.writer import write_tflite
+    from mtpsurgeon.surgery.ir import Model, OpCode
+
+    ir = Model.from_tflite(open_file(BASE))
+    node = next(n for n in ir.signature("verify").graph.nodes if n.op == "COS")  # the RoPE table's cosine
+    node.opcode = OpCode.make("REVERSE_V2")
+    bad = tmp_path / "unknown-op.tflite"
+    write_tflite(ir, bad)
+    out = tmp_path / "out.tflite"
+    p = cli("tune", bad, "--draft-steps", 2, "-o", out, expect=1)
+    assert "no shape rule for operator REVERSE_V2" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.tflite*"))
