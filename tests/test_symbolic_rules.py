@@ -128,19 +128,25 @@ def test_constant_read_as_shape_and_as_data_is_refused():
         infer_shapes(m, "verify")
 
 
-def test_same_constant_two_meanings_is_refused():
-    from mtpsurgeon.surgery.ir.symbolic import SymbolicShapeError
-
+def test_same_constant_two_meanings_gets_one_copy_per_meaning():
+    """A converter stores equal constants once: 'sz' = [1, 4, 3] is [1, T, 3] for one SLICE and the
+    constant [1, 4, 3] for another. Each reading is certain, so each keeps its own copy at T' = 3."""
     m = toy_verify()
     g = m.signature("verify").graph
     x = g.tensor("embeddings")
     other = g.add_tensor("other", [1, 4, 3])
-    g.add_node("SLICE", [x, g.tensor("sb"), g.tensor("sz")], [other], _opts(fb.SliceOptionsT))  # sz = [1,T,3]: fine
+    g.add_node("SLICE", [x, g.tensor("sb"), g.tensor("sz")], [other], _opts(fb.SliceOptionsT))  # sz = [1,T,3]
     y = g.add_tensor("y", [1, 4, 3])
-    g.add_node("SLICE", [g.add_constant("c", np.zeros((1, 4, 5), np.float32)), g.tensor("sb"), g.tensor("sz")], [y],
-               _opts(fb.SliceOptionsT))  # sz on a constant [1, 4, 5]: the 4 is not T here
-    with pytest.raises(SymbolicShapeError, match="'sz' .* is read as \\[1, T, 3\\] .* and as \\[1, 4, 3\\]"):
-        infer_shapes(m, "verify")
+    g.add_node("SLICE", [g.add_constant("c", np.arange(20, dtype=np.float32).reshape(1, 4, 5)), g.tensor("sb"),
+                         g.tensor("sz")], [y], _opts(fb.SliceOptionsT))  # sz on a constant [1, 4, 5]: 4 is not T
+    g.outputs += [other, y]
+    m.signature("verify").outputs.update({"other": other, "y": y})
+    s = infer_shapes(m, "verify")
+    assert sorted([str(e) for e in r.exprs] for r in s.readings(g.tensor("sz"))) == [["1", "4", "3"], ["1", "T", "3"]]
+    respecialize(m, 3, s)
+    out = run(tflite_bytes(m), 3)
+    assert out["other"].shape == (1, 3, 3) and out["y"].shape == (1, 4, 3)
+    np.testing.assert_array_equal(out["y"], np.arange(20, dtype=np.float32).reshape(1, 4, 5)[:, :, 1:4])
 
 
 def test_if_bodies_are_respecialized():

@@ -111,16 +111,51 @@ def test_merge_then_split_is_factored_or_refused():
     # [1, 64] = 16*T -> [1, 4, 16]: T, or 16 = 4*T? The split undoes the merge of [T, 16] just before.
     s = infer_shapes(_toy(16), "verify")
     assert [str(d) for d in s.shape(s.signature.outputs["y"])] == ["1", "T", "16"]
-    # ... unless 16*T was also merged from [16, T] (a transposed copy): then it is ambiguous
+    # a transposed copy merged as [16, T] elsewhere does not matter: 'flat' itself was merged from [T, 16]
     m = _toy(16)
     g = m.signature("verify").graph
-    tr = g.add_tensor("tr", [1, 16, 4])
+    tr, flat2 = g.add_tensor("tr", [1, 16, 4]), g.add_tensor("flat2", [1, 64])
     g.add_node("TRANSPOSE", [g.tensor("embeddings"), g.add_constant("perm", np.array([0, 2, 1], np.int32))], [tr])
-    g.add_node("RESHAPE", [tr, g.add_constant("s3", np.array([1, 64], np.int32))], [g.add_tensor("flat2", [1, 64])])
+    g.add_node("RESHAPE", [tr, g.add_constant("s3", np.array([1, 64], np.int32))], [flat2])
     g.nodes.insert(0, g.nodes.pop(-1))
     g.nodes.insert(0, g.nodes.pop(-1))
+    s = infer_shapes(m, "verify")
+    assert [str(d) for d in s.shape(s.signature.outputs["y"])] == ["1", "T", "16"]
+    # ... but the element-wise sum of the two has no single layout: splitting it is ambiguous
+    mix = g.add_tensor("mix", [1, 64])
+    g.add_node("ADD", [g.tensor("flat"), flat2], [mix])
+    reshape_y = next(n for n in g.nodes if n.outputs[0].name == "y")
+    g.nodes.remove(reshape_y)
+    g.nodes.append(reshape_y)
+    reshape_y.inputs[0] = mix
     with pytest.raises(SymbolicShapeError, match=r"RESHAPE in graph 'verify' .*16\*T over dims \[4, 16\] is ambiguous"):
         infer_shapes(m, "verify")
+
+
+def test_layout_decides_a_split_the_values_cannot():
+    """heads = T = 4: [1, 4, T, 32] -> [1, 2, 2*T, 32] (GQA groups) -> [1, 4, 4, 32] is [1, 4, T, 32],
+    because the merged dim is (2, 2, T) row-major; the same constant also shapes [1, T, 4, 32]."""
+    m = Model()
+    g = m.add_graph("verify")
+    x = g.add_tensor("embeddings", [1, 4, 128])
+    pos = g.add_tensor("input_pos", [4], "INT32")
+    shape = g.add_constant("shape_1x4x4x32", np.array([1, 4, 4, 32], np.int32))
+    q = g.add_tensor("q", [1, 4, 4, 32])
+    g.add_node("RESHAPE", [x, shape], [q])
+    qt = g.add_tensor("qt", [1, 4, 4, 32])
+    g.add_node("TRANSPOSE", [q, g.add_constant("perm", np.array([0, 2, 1, 3], np.int32))], [qt])
+    grouped = g.add_tensor("grouped", [1, 2, 8, 32])
+    g.add_node("RESHAPE", [qt, g.add_constant("gqa", np.array([1, 2, 8, 32], np.int32))], [grouped])
+    back = g.add_tensor("back", [1, 4, 4, 32])
+    g.add_node("RESHAPE", [grouped, shape], [back])
+    g.inputs, g.outputs = [x, pos], [back]
+    m.add_signature("verify", g, {"embeddings": x, "input_pos": pos}, {"back": back})
+    s = infer_shapes(m, "verify")
+    assert [str(d) for d in s.shape(back)] == ["1", "4", "T", "32"]
+    assert [str(d) for d in s.shape(grouped)] == ["1", "2", "2*T", "32"]
+    readings = s.readings(shape)
+    assert sorted([str(e) for e in r.exprs] for r in readings) == [["1", "4", "T", "32"], ["1", "T", "4", "32"]]
+    assert all(len(r.uses) == 1 for r in readings)
 
 
 def test_unknown_operator_is_refused_by_name():
@@ -159,3 +194,16 @@ def test_every_operator_in_the_fixtures_has_a_shape_rule():
         for m in models:
             seen |= {n.op for g in Model.from_tflite(m).graphs for n in g.nodes}
     assert len(seen) >= 25 and not seen - set(RULES)
+
+
+def test_cut_layout_follows_the_factors_not_the_values():
+    from mtpsurgeon.surgery.ir.symbolic.layout import cut_layout
+
+    T, c = Dim.symbol(), Dim.const
+    grouped = product([c(2), product([c(2), T])])  # [2, 2*T] merged: (4, T) after merging constants
+    assert [str(d) for d in cut_layout(grouped, [4, 4], 4)] == ["4", "T"]
+    assert [str(d) for d in cut_layout(product([T, c(4)]), [4, 4], 4)] == ["T", "4"]
+    assert [str(d) for d in cut_layout(product([c(4), T]), [2, 8], 4)] == ["2", "2*T"]  # a constant factor splits
+    assert cut_layout(product([T, c(4)]), [2, 8], 4) is None  # a cut inside T: not decided here
+    assert cut_layout(4 * T, [4, 4], 4) is None  # 4*T from an int product: layout unknown
+    assert (4 * T).layout is None and product([c(4), T]).layout == (c(4), T) and (T + 1).layout == (T + 1,)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from ai_edge_litert.interpreter import Interpreter
@@ -121,6 +122,7 @@ def test_search_prints_table_and_decides(tmp_path):
     assert [v["draft_steps"] for v in r["variants"]] == [1, 2]
     for v in r["variants"]:
         assert v["error"] is None and v["tok_s_on"] > 0 and v["tok_s_off"] > 0 and v["identical"]
+        assert len(v["speedup_per_repeat"]) == 1 and v["success_rate"] == 1.0 and len(v["texts_on"]) == 3
     if r["winner"] is None:
         assert "does not pay off" in r["message"] and not out.exists()
     else:
@@ -166,3 +168,31 @@ def test_bad_requests_refused(tmp_path, model, steps, message):
     p = cli("tune", model, "--draft-steps", steps, "-o", out, expect=2)
     assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_measure_runs_the_bench_engine(tmp_path):
+    """tune --search measures through mtpsurgeon.engine (bench's runner and figures): its greedy texts are the
+    test oracle's (tests/fixture_engine_probe.py), one speed-up per repeat, the fixture's success rate 1.0."""
+    import mtpsurgeon.tuning as tuning
+    from mtpsurgeon.tuning.measure import measure
+
+    assert not (Path(tuning.__file__).parent / "engine_probe.py").exists()
+    prompts = [l for l in (FIXTURES / "prompts.txt").read_text().splitlines() if l and not l.startswith("#")][:2]
+    seen = []
+    m = measure(CONTAINER, prompts, max_tokens=32, repeats=2, progress=seen.append)
+    assert seen == ["repeat 1/2: MTP off", "repeat 1/2: MTP on", "repeat 2/2: MTP on", "repeat 2/2: MTP off"]
+    assert m.tok_s_on > 0 and m.tok_s_off > 0 and m.identical and m.success_rate == 1.0
+    assert len(m.speedup_per_repeat) == 2 and m.tokens >= 2 * 32
+    pf = tmp_path / "p.txt"
+    pf.write_text("\n".join(prompts) + "\n")
+    assert engine(CONTAINER, "off", pf)["texts"] == m.texts_off
+    assert json.loads(json.dumps(m.to_json()))["speedup"] == m.speedup
+
+
+def test_measure_reports_an_engine_failure_in_one_line():
+    from mtpsurgeon.errors import EngineError
+    from mtpsurgeon.tuning.measure import measure
+
+    with pytest.raises(EngineError, match=r"no-drafter\.litertlm: the LiteRT-LM engine failed with MTP on: .*") as e:
+        measure(FIXTURES / "hidden" / "no-drafter.litertlm", ["w1 w2"], repeats=1)
+    assert "\n" not in str(e.value)

@@ -39,9 +39,11 @@ from mtpsurgeon.surgery.ir.fingerprint import signature_fingerprint
 from mtpsurgeon.surgery.ir.symbolic import SymbolicShapes, infer_shapes
 from mtpsurgeon.surgery.ir.symbolic.context import label, quote
 from mtpsurgeon.surgery.ir.symbolic.expr import evaluate, show
+from mtpsurgeon.surgery.quantized_boundary import float_twin
 from mtpsurgeon.surgery.verify_vs_decode import Equivalence, check_verify_matches_decode
 
 VERIFY = "verify"
+DECODE = "decode"
 
 
 @dataclass
@@ -99,13 +101,24 @@ def respecialize(model: Model, tokens: int, shapes: SymbolicShapes | None = None
             if t.shape_signature is not None:
                 t.shape_signature = [-1 if s == -1 else v for s, v in zip(t.shape_signature, new)]
             t.shape = new
-    for use in shapes.t_constants:
+    fixed: set[int] = set()  # constants with a T-independent reading keep their values for it
+    for use in shapes.constants:
+        if not use.depends_on_t:
+            fixed.add(id(use.tensor))
+    for k, use in enumerate(shapes.t_constants):
         t = use.tensor
         values = evaluate(use.exprs, tokens)
         if any(v == 0 or v < -1 for v in values):
             raise SurgeryError(f"{use.role} {label(t)} {show(use.exprs)} would hold {values} at T={tokens}")
         old = np.asarray(t.numpy())
-        t.buffer = Buffer(np.asarray(values, dtype=old.dtype).reshape(old.shape))  # never edit a shared buffer
+        new_values = np.asarray(values, dtype=old.dtype).reshape(old.shape)
+        if id(t) not in fixed:  # the first T-dependent reading takes the tensor itself
+            t.buffer = Buffer(new_values)  # never edit a shared buffer
+            fixed.add(id(t))
+        else:  # a constant the converter shared between readings that now differ: one copy per further reading
+            copy_t = use.graph.add_constant(f"{t.name};T{k}", new_values, quantization=t.quantization)
+            for node, slot in use.uses:
+                node.inputs[slot] = copy_t
         change.constants.append(f"{label(t)}: {show(use.exprs)} -> {values}")
     for opt in shapes.t_options:
         o = copy.copy(opt.node.options)
@@ -162,13 +175,30 @@ def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out
             write_base(ir, base, base_path)
             if section is not None:
                 rewrite_container(src, [Replace(section, base_path)], tmp, force=True)
-            result = _gate(src, section, base_path, tmp, before, change, draft_steps, shapes.t0 - 1, seed)
+            result = _gate(src, section, base_path, tmp, before, change, draft_steps, shapes.t0 - 1, seed, Path(work))
         result.output = out
     return result
 
 
+def _equivalence(base_path: Path, work: Path, seed: int, kernels: str) -> tuple[Equivalence, list[str]]:
+    """verify over T' tokens vs T' decode calls; on the float twin when the state is quantized (see
+    :mod:`~mtpsurgeon.surgery.quantized_boundary`: INT8 KV rows written inside one verify call stay float)."""
+    written = open_file(base_path)
+    twin = Model.from_tflite(written)
+    stripped = float_twin(twin, [VERIFY, DECODE])
+    if not stripped:
+        return check_verify_matches_decode(base_path, seed=seed, kernels=kernels), []
+    path = work / "float-twin.tflite"  # streamed like the output itself, removed after the check
+    write_base(twin, written, path)
+    eq = check_verify_matches_decode(path, seed=seed, kernels=kernels)
+    path.unlink()
+    return eq, [f"verify vs decode compared with the {stripped} quantized state boundaries of '{VERIFY}' and "
+                f"'{DECODE}' removed (DEQUANTIZE after a cache input, QUANTIZE before a cache output): verify "
+                "keeps the rows it writes in float within one call, decode re-quantizes after each row"]
+
+
 def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, before: dict[str, str],
-          change: Respecialization, g: int, g0: int, seed: int) -> TuneResult:
+          change: Respecialization, g: int, g0: int, seed: int, work: Path) -> TuneResult:
     """Every check the written file must pass; raises (nothing is renamed into place) on a failure."""
     written = open_file(tmp)
     new_base, _ = _base_section(written)
@@ -184,7 +214,7 @@ def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, befor
             if sec.index != section and _sha(src.section_bytes(sec.index)) != _sha(written.section_bytes(sec.index)):
                 raise SurgeryError(f"section {sec.index} changed although only section {section} was rewritten")
     kernels = "xnnpack" if base_path.stat().st_size < GATE_XNNPACK_BELOW else "builtin"
-    eq = check_verify_matches_decode(base_path, seed=seed, kernels=kernels)
+    eq, notes = _equivalence(base_path, work, seed, kernels)
     if not eq.ok():
         raise SurgeryError(f"the re-specialized '{VERIFY}' does not match repeated 'decode': {eq.describe()}")
     links = _link_checks(tmp)
@@ -192,8 +222,9 @@ def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, befor
     if failed:
         raise SurgeryError("drafter link checks fail on the result: "
                            + "; ".join(f"{c['check']} (expected {c['expected']}, got {c['actual']})" for c in failed))
-    notes = [] if links else ["no recognised drafter in this file (none, or hidden: see mtpsurgeon inspect): "
-                              "link checks not applicable"]
+    if not links:
+        notes.append("no recognised drafter in this file (none, or hidden: see mtpsurgeon inspect): "
+                     "link checks not applicable")
     return TuneResult(Path(tmp), g, g0, section, change, eq, sorted(before), links, notes)
 
 

@@ -3,34 +3,34 @@
     m = measure("g1.litertlm", ["w1 w2", "w3 w4"])
     m.tok_s_on, m.tok_s_off, m.success_rate, m.identical
 
-This is the only engine-facing call of :mod:`mtpsurgeon.tuning`; it runs the
-engine in a child process (:mod:`mtpsurgeon.tuning.engine_probe`) so a crash
-cannot take the caller down. A shared bench engine can replace it by keeping
-this signature.
+The same engine runs and figures as ``mtpsurgeon bench`` (:mod:`mtpsurgeon.engine`):
+every (mode, repeat) is one engine in its own child process
+(:func:`~mtpsurgeon.engine.runner.run_engine`), on a private symlink of the
+model, modes alternating order between repeats; tokens/s are the engine's own
+decode benchmark, the median over repeats (:func:`~mtpsurgeon.engine.stats.summarize`).
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from mtpsurgeon.errors import MtpSurgeonError
+from mtpsurgeon.engine.runner import INSTALL_HINT, engine_available, private_model_dir, run_engine
+from mtpsurgeon.engine.stats import BenchResult, EngineRun, PromptRun, engine_run, summarize
+from mtpsurgeon.errors import EngineError, EngineUnavailableError, MtpSurgeonError
 
 
 @dataclass
 class Measurement:
-    tok_s_on: float  #: decode tokens/s with speculative decoding on
+    tok_s_on: float  #: decode tokens/s with speculative decoding on (median over repeats)
     tok_s_off: float  #: ... and off
     success_rate: float | None  #: the drafter's acceptance rate (engine log), None if not logged
-    identical: bool  #: greedy text with MTP on == off for every prompt (see :func:`same_greedy`)
-    tokens: int = 0  #: decode tokens behind tok_s_on (fastest pass per prompt)
+    identical: bool  #: greedy text with MTP on == off for every prompt (on the off-run's text)
+    tokens: int = 0  #: decode tokens of one MTP-on run over the prompts
     texts_on: list[str] = field(default_factory=list)
     texts_off: list[str] = field(default_factory=list)
+    speedup_per_repeat: list[float] = field(default_factory=list)  #: decode tok/s on ÷ off, per repeat
 
     @property
     def speedup(self) -> float:
@@ -41,63 +41,55 @@ class Measurement:
         d["speedup"] = self.speedup
         return d
 
+    @classmethod
+    def from_bench(cls, r: BenchResult) -> "Measurement":
+        """The figures of a bench result (:func:`mtpsurgeon.engine.stats.summarize`)."""
+        first_on = next(run for run in r.runs if run.speculative and run.repeat == 1)
+        first_off = next(run for run in r.runs if not run.speculative and run.repeat == 1)
+        return cls(tok_s_on=r.on.decode_tokens_per_second, tok_s_off=r.off.decode_tokens_per_second,
+                   success_rate=r.on.success_rate, identical=r.greedy_identical,
+                   tokens=sum(p.decode_tokens for p in first_on.prompts),
+                   texts_on=[p.text for p in first_on.prompts], texts_off=[p.text for p in first_off.prompts],
+                   speedup_per_repeat=list(r.speedup.per_repeat))
 
-def same_greedy(on: Sequence[str], off: Sequence[str]) -> bool:
-    """Greedy output is unchanged by MTP: each MTP-off text starts the MTP-on one.
 
-    With drafting on, the engine may emit accepted drafts past the token limit,
-    so an MTP-on text can be longer; it must never differ.
-    """
-    return len(on) == len(off) and all(a.startswith(b) for a, b in zip(on, off))
-
-
-def _context_length(path: Path) -> int:
-    """The engine's context: the base model's KV cache length (128 if it cannot be read)."""
+def _base_facts(path: Path) -> tuple[int | None, int]:
+    """(draft steps G, the engine's context = the base's KV cache length, 128 if it cannot be read)."""
     from mtpsurgeon.analysis import analyze
 
     try:
         base = analyze(path).base
     except MtpSurgeonError:
-        return 128
-    return base.cache_len if base is not None and base.cache_len else 128
-
-
-def _probe(path: Path, spec: str, prompts_file: Path, max_tokens: int, repeats: int, context: int,
-           timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "mtpsurgeon.tuning.engine_probe", str(path), "--spec", spec,
-           "--prompts-file", str(prompts_file), "--max-tokens", str(max_tokens), "--repeats", str(repeats),
-           "--max-num-tokens", str(context)]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise MtpSurgeonError(f"{path}: the LiteRT-LM engine did not finish within {timeout:.0f} s") from None
-    lines = r.stdout.strip().splitlines()
-    if r.returncode != 0 or not lines:
-        raise MtpSurgeonError(f"{path}: the LiteRT-LM engine failed (exit {r.returncode}): {r.stderr.strip()[-300:]}")
-    out = json.loads(lines[-1])
-    if out.get("error"):
-        raise MtpSurgeonError(f"{path}: the LiteRT-LM engine refused it (MTP {spec}): {out['error']}")
-    return out
+        return None, 128
+    if base is None:
+        return None, 128
+    steps = base.verify_len - 1 if base.verify_len else None
+    return steps, base.cache_len or 128
 
 
 def measure(path: str | os.PathLike, prompts: Sequence[str], *, max_tokens: int = 32, repeats: int = 3,
-            timeout: float = 600) -> Measurement:
-    """Greedy decoding of ``prompts`` with MTP on and off; tokens/s by the engine's own benchmark.
+            timeout: float = 600, progress: Callable[[str], None] | None = None) -> Measurement:
+    """Greedy decoding of ``prompts`` with MTP off and on, ``repeats`` times each; see the module docstring.
 
-    Each prompt is decoded ``repeats`` times per mode and its fastest pass counts.
+    Raises :class:`~mtpsurgeon.errors.EngineUnavailableError` without ``litert-lm-api`` and
+    :class:`~mtpsurgeon.errors.EngineError` when an engine run fails.
     """
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="mtpsurgeon-measure-") as d:
-        pf = Path(d) / "prompts.txt"
-        pf.write_text("\n".join(p.replace("\n", " ") for p in prompts) + "\n", encoding="utf-8")
-        context = _context_length(path)
-        on = _probe(path, "on", pf, max_tokens, repeats, context, timeout)
-        off = _probe(path, "off", pf, max_tokens, repeats, context, timeout)
-    rates = on["success_rates"]
-    return Measurement(
-        tok_s_on=on["tokens"] / on["seconds"] if on["seconds"] else 0.0,
-        tok_s_off=off["tokens"] / off["seconds"] if off["seconds"] else 0.0,
-        success_rate=sum(rates) / len(rates) if rates else None,
-        identical=same_greedy(on["texts"], off["texts"]),
-        tokens=on["tokens"], texts_on=on["texts"], texts_off=off["texts"],
-    )
+    if not engine_available():
+        raise EngineUnavailableError(f"tune --search needs the LiteRT-LM engine (litert-lm-api): {INSTALL_HINT}")
+    steps, context = _base_facts(path)
+    runs: list[EngineRun] = []
+    with private_model_dir(path) as model:
+        for repeat in range(repeats):
+            for speculative in ((False, True) if repeat % 2 == 0 else (True, False)):  # alternate to cancel drift
+                mode = "on" if speculative else "off"
+                if progress is not None:
+                    progress(f"repeat {repeat + 1}/{repeats}: MTP {mode}")
+                out = run_engine(model, speculative=speculative, prompts=list(prompts), max_tokens=max_tokens,
+                                 max_num_tokens=context, timeout=timeout)
+                if out.error is not None:
+                    raise EngineError(f"{path}: the LiteRT-LM engine failed with MTP {mode}: {out.error}")
+                rate = out.success_rates[-1] if speculative and out.success_rates else None
+                rows = [PromptRun.from_json(p) for p in out.result.get("prompts", [])]
+                runs.append(engine_run(speculative, repeat + 1, rows, rate, steps))
+    return Measurement.from_bench(summarize(str(path), "cpu", steps, max_tokens, runs))

@@ -110,7 +110,8 @@ def search_draft_steps(model: str | os.PathLike, steps: Iterable[int], out: str 
                 v.source = r.source_draft_steps == g
                 if progress:
                     progress(f"G={g}: measuring")
-                v.measurement = measure_fn(path, prompts, max_tokens=max_tokens, repeats=repeats)
+                step = (lambda msg, g=g: progress(f"G={g}: {msg}")) if progress else None
+                v.measurement = measure_fn(path, prompts, max_tokens=max_tokens, repeats=repeats, progress=step)
             except MtpSurgeonError as exc:
                 v.error = str(exc)
         ok = [v for v in variants if v.measurement is not None]

@@ -5,9 +5,12 @@
     shapes.shape(tensor)           # [Dim(1), Dim(T), Dim(64)]
     shapes.t_constants             # RESHAPE shapes / SLICE sizes that encode T (2*T for heads x T)
 
-Modules: ``expr`` (Dim polynomials), ``seeds`` (where T comes from),
-``context`` (what a rule sees), ``registry`` + ``rules_*`` (one shape rule per
-operator type), ``infer`` (the driver, recursing into called graphs).
+    shapes.readings(tensor)        # a constant the converter shared, read as [1, T, 4, 32] and [1, 4, T, 32]
+
+Modules: ``expr`` (Dim polynomials and their row-major layout), ``seeds``
+(where T comes from), ``context`` (what a rule sees), ``layout`` (where T sits
+inside a merged dim), ``registry`` + ``rules_*`` (one shape rule per operator
+type), ``infer`` (the driver, recursing into called graphs).
 """
 from mtpsurgeon.surgery.ir.symbolic.context import ConstantUse, OptionUse, SymbolicShapeError
 from mtpsurgeon.surgery.ir.symbolic.expr import Dim

@@ -1,7 +1,7 @@
 """What a shape rule sees: the dims of its inputs, constant operands, and how to refuse."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
@@ -43,12 +43,19 @@ class SymbolicShapeError(SurgeryError):
 
 @dataclass
 class ConstantUse:
-    """A constant operand read as shape data (a RESHAPE shape, SLICE sizes, ...)."""
+    """A constant operand read as shape data (a RESHAPE shape, SLICE sizes, ...): one reading of it.
+
+    A converter stores equal constants once, so one tensor may be read as two
+    different expressions ([1, T, 4, 32] by one reshape, [1, 4, T, 32] by
+    another when T = 4 heads): each reading is its own ConstantUse, with the
+    operand slots that read it that way.
+    """
 
     tensor: Tensor
     graph: Graph
     exprs: list[Dim]  #: one expression per stored value (flattened)
     role: str  #: e.g. "RESHAPE shape"
+    uses: list[tuple[Node, int]] = field(default_factory=list)  #: (operator, input slot) reading it this way
 
     @property
     def depends_on_t(self) -> bool:
@@ -117,7 +124,7 @@ class RuleContext:
         t = self.input(i)
         if t is None or not t.is_constant:
             return
-        self._inf.record_constant(ConstantUse(t, self.graph, list(exprs), f"{self.op} {role}"), self)
+        self._inf.record_constant(ConstantUse(t, self.graph, list(exprs), f"{self.op} {role}", [(self.node, i)]), self)
 
     def interpret_option(self, field: str, exprs: list[Dim]) -> None:
         self._inf.option_uses.append(OptionUse(self.node, field, list(exprs)))
@@ -150,7 +157,7 @@ class RuleContext:
     def same(self, a: Dim, b: Dim, what: str) -> Dim:
         """Two dims that must be equal; equal values but different expressions are ambiguous."""
         if a == b:
-            return a
+            return a if a.same_layout(b) else a.plain()  # two layouts of one size: neither is known to hold
         if a.at(self.t0) == b.at(self.t0):
             self.refuse(f"{what}: {a} and {b} are equal at T={self.t0} but not in general (ambiguous)")
         self.refuse(f"{what}: {a} vs {b} do not match")

@@ -6,6 +6,11 @@
 Sizes in exported LLM graphs are integers, c*T (T tokens, heads*T after a
 reshape), sums (T+1 after a concatenation) and, rarely, products (T*T). A
 polynomial covers all of them exactly and keeps equality decidable.
+
+A dim may also carry its *layout*: the row-major factors it was merged from,
+outermost first (a reshape of [4, T] to one dim gives 4*T with layout (4, T),
+which is not (T, 4)). Layout is not part of equality; it tells a later reshape
+where T sits inside a merged dim (see ``rules_reshape``).
 """
 from __future__ import annotations
 
@@ -15,11 +20,12 @@ from typing import Iterable, Union
 class Dim:
     """An immutable polynomial sum(c_k * T**k), k >= 0, integer c_k."""
 
-    __slots__ = ("_terms", "_hash")
+    __slots__ = ("_terms", "_hash", "_layout")
 
     def __init__(self, terms: dict[int, int] | None = None) -> None:
         self._terms = tuple(sorted((k, c) for k, c in (terms or {}).items() if c != 0))
         self._hash = hash(self._terms)
+        self._layout: tuple[Dim, ...] | None = None
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -61,6 +67,46 @@ class Dim:
         """The value at T = t."""
         return sum(c * t ** k for k, c in self._terms)
 
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def layout(self) -> "tuple[Dim, ...] | None":
+        """Row-major factors, outermost first (constants merged, 1s dropped), or None when unknown.
+
+        A constant, T itself and a sum such as T+1 are their own layout; a
+        product such as 4*T has one only when it was built from its factors.
+        """
+        if self._layout is not None:
+            return self._layout
+        if self.is_const:
+            return () if self.at(0) == 1 else (self.plain(),)
+        if self.as_monomial() is None or self._terms == ((1, 1),):
+            return (self.plain(),)
+        return None
+
+    def plain(self) -> "Dim":
+        """The same polynomial without a recorded layout."""
+        return Dim(dict(self._terms))
+
+    def with_layout(self, factors: "Iterable[Dim]") -> "Dim":
+        """This polynomial with the given row-major factors (their product must equal it)."""
+        atoms: list[Dim] = []
+        for f in factors:
+            sub = f.layout
+            if sub is None:
+                return self.plain()
+            for a in sub:
+                if a.is_const and atoms and atoms[-1].is_const:
+                    atoms[-1] = Dim.const(atoms[-1].at(0) * a.at(0))
+                else:
+                    atoms.append(a)
+        out = self.plain()
+        assert product_plain(atoms) == out, (atoms, out)
+        out._layout = tuple(atoms)
+        return out
+
+    def same_layout(self, other: "Dim") -> bool:
+        return self.layout == other.layout
+
     # -- arithmetic -------------------------------------------------------------------
     def __add__(self, other: "DimLike") -> "Dim":
         o = as_dim(other)
@@ -81,14 +127,19 @@ class Dim:
         return as_dim(other) - self
 
     def __mul__(self, other: "DimLike") -> "Dim":
+        """Product; ``Dim * Dim`` keeps the layout (self outer, other inner), ``Dim * int`` does not."""
         o = as_dim(other)
+        out = self._times(o)
+        return out.with_layout([self, o]) if isinstance(other, Dim) else out
+
+    __rmul__ = __mul__  # only reached with an int on the left: no layout
+
+    def _times(self, o: "Dim") -> "Dim":
         terms: dict[int, int] = {}
         for k1, c1 in self._terms:
             for k2, c2 in o._terms:
                 terms[k1 + k2] = terms.get(k1 + k2, 0) + c1 * c2
         return Dim(terms)
-
-    __rmul__ = __mul__
 
     def exact_div(self, n: int) -> "Dim | None":
         """self / n when every coefficient is divisible by the integer n, else None."""
@@ -128,9 +179,18 @@ def as_dim(x: DimLike) -> Dim:
 
 
 def product(dims: Iterable[DimLike]) -> Dim:
+    """The product, with the layout of the factors in order (row-major merge)."""
     out = Dim.const(1)
     for d in dims:
         out = out * as_dim(d)
+    return out
+
+
+def product_plain(dims: Iterable[Dim]) -> Dim:
+    """The product without layout."""
+    out = Dim.const(1)
+    for d in dims:
+        out = out._times(d)
     return out
 
 

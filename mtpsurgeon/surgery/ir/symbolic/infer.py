@@ -33,7 +33,7 @@ class SymbolicShapes:
     seeded: list[str]
     graphs: list[Graph]  #: the signature's graph first, then called graphs
     dims: dict[int, tuple[Tensor, list[Dim]]]
-    constants: list[ConstantUse] = field(default_factory=list)  #: every constant read as shape data
+    constants: list[ConstantUse] = field(default_factory=list)  #: every reading of a constant as shape data
     options: list[OptionUse] = field(default_factory=list)
 
     def shape(self, t: Tensor) -> list[Dim]:
@@ -46,6 +46,10 @@ class SymbolicShapes:
     def t_constants(self) -> list[ConstantUse]:
         """Constants whose values are functions of T (to rewrite when T changes)."""
         return [c for c in self.constants if c.depends_on_t]
+
+    def readings(self, t: Tensor) -> list[ConstantUse]:
+        """Every way ``t`` is read as shape data (more than one: a constant the converter shared)."""
+        return [c for c in self.constants if c.tensor is t]
 
     @property
     def t_options(self) -> list[OptionUse]:
@@ -62,7 +66,7 @@ class Inference:
     def __init__(self, t0: int) -> None:
         self.t0 = t0
         self.dims: dict[int, tuple[Tensor, list[Dim]]] = {}
-        self.constants: dict[int, ConstantUse] = {}
+        self.constants: dict[int, list[ConstantUse]] = {}  #: id(tensor) -> its readings
         self.data_constants: dict[int, tuple[Tensor, str]] = {}
         self.option_uses: list[OptionUse] = []
         self.graphs: list[Graph] = []
@@ -93,11 +97,12 @@ class Inference:
         stored = [int(v) for v in np.asarray(use.tensor.numpy()).reshape(-1)]
         if evaluate(use.exprs, self.t0) != stored:
             ctx.refuse(f"{use.role} {label(use.tensor)} holds {stored}, the rule says {show(use.exprs)}")
-        prev = self.constants.get(id(use.tensor))
-        if prev is not None and prev.exprs != use.exprs:
-            ctx.refuse(f"constant {label(use.tensor)} {stored} is read as {show(prev.exprs)} ({prev.role}) and as "
-                       f"{show(use.exprs)} ({use.role}): its dependence on T is ambiguous")
-        self.constants[id(use.tensor)] = use
+        readings = self.constants.setdefault(id(use.tensor), [])
+        for r in readings:
+            if r.exprs == use.exprs:
+                r.uses.extend(u for u in use.uses if u not in r.uses)
+                return
+        readings.append(use)  # another reading of a constant the converter shared (see ConstantUse)
 
     def run_graph(self, g: Graph, inputs: list[list[Dim]]) -> list[list[Dim]]:
         if g not in self.graphs:
@@ -157,9 +162,9 @@ def infer_shapes(model: ModelData, signature: str) -> SymbolicShapes:
             seeds.dims[id(t)] = [Dim.const(v) for v in t.shape]
     inf.run_graph(sig.graph, [seeds.dims[id(t)] for t in sig.graph.inputs])
     for key, (t, role) in inf.data_constants.items():
-        use = inf.constants.get(key)
-        if use is not None and use.depends_on_t:
-            raise SymbolicShapeError(f"constant {label(t)} is read as {use.role} {show(use.exprs)} and also as data: "
-                                     "rewriting it for another T would change that data")
-    return SymbolicShapes(sig, seeds.t0, seeds.seeded, inf.graphs, inf.dims, list(inf.constants.values()),
-                          inf.option_uses)
+        for use in inf.constants.get(key, []):
+            if use.depends_on_t:
+                raise SymbolicShapeError(f"constant {label(t)} is read as {use.role} {show(use.exprs)} and also as "
+                                         "data: rewriting it for another T would change that data")
+    return SymbolicShapes(sig, seeds.t0, seeds.seeded, inf.graphs, inf.dims,
+                          [u for readings in inf.constants.values() for u in readings], inf.option_uses)

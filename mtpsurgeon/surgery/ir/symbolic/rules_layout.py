@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mtpsurgeon.surgery.ir.symbolic.context import RuleContext
-from mtpsurgeon.surgery.ir.symbolic.expr import Dim
+from mtpsurgeon.surgery.ir.symbolic.expr import Dim, product
 from mtpsurgeon.surgery.ir.symbolic.registry import rule
 
 
@@ -26,6 +26,9 @@ def concatenation(ctx: RuleContext):
             ctx.refuse("operands differ in rank")
         for k in range(rank):
             out[k] = out[k] + p[k] if k == axis else ctx.same(out[k], p[k], f"dim {k} of concatenated operands")
+    along = [p[axis] for p in parts]
+    if along[0].depends_on_t and all(d == along[0] and d.same_layout(along[0]) for d in along):
+        out[axis] = product([Dim.const(len(parts)), along[0]])  # n equal parts: layout (n, part)
     return [out]
 
 

@@ -5,15 +5,21 @@ from itertools import product as cartesian
 
 from mtpsurgeon.surgery.ir.symbolic.context import RuleContext
 from mtpsurgeon.surgery.ir.symbolic.expr import Dim, product, show
+from mtpsurgeon.surgery.ir.symbolic.layout import cut_layout
 from mtpsurgeon.surgery.ir.symbolic.registry import rule
 
 
 def _split_monomial(ctx: RuleContext, e: Dim, values: list[int]) -> list[Dim]:
-    """Spread the monomial ``e`` over output dims with stored ``values``; exactly one way or refuse.
+    """Spread ``e`` over output dims with stored ``values``; exactly one way or refuse.
 
-    A split that reproduces, value for value, the factors an earlier reshape
-    merged into ``e`` undoes that merge ([T, 256] -> 256*T -> [T, 256]).
+    First by ``e``'s layout (:func:`cut_layout`). Else a split that reproduces,
+    value for value, the factors an earlier reshape merged into ``e`` undoes
+    that merge ([T, 256] -> 256*T -> [T, 256]); else the monomial must split
+    over the values in exactly one way.
     """
+    by_layout = cut_layout(e, values, ctx.t0)
+    if by_layout is not None:
+        return by_layout
     merged = ctx.merged_factors(e)
     if merged is not None and [d.at(ctx.t0) for d in merged] == values:
         return list(merged)
