@@ -135,3 +135,16 @@ def test_header_reader_matches_the_official_reader_on_every_fixture_container():
                 assert v == e["value"] or (isinstance(v, float) and v == pytest.approx(e["value"])), k
         finally:
             c.source.close()
+
+
+def test_llm_metadata_loads_without_the_builder_package_and_the_builder_still_imports_after():
+    code = ("import sys\nfrom mtpsurgeon import open_file\n"
+            f"c = open_file({str(FIXTURES / 'gemma4-mini.litertlm')!r})\n"
+            "meta = c.llm_metadata\n"
+            "print(meta['llm_model_type'], meta['max_num_tokens'], 'litert_lm_builder' in sys.modules, 'absl.app' in sys.modules)\n"
+            "import litert_lm_builder\n"
+            "from litert_lm_builder.runtime.proto import llm_metadata_pb2\n"
+            "print(litert_lm_builder.LitertLmFileBuilder.__name__, llm_metadata_pb2.LlmMetadata is type(llm_metadata_pb2.LlmMetadata()))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["gemma4", "128", "False", "False", "LitertLmFileBuilder", "True"]
