@@ -230,6 +230,7 @@ class _Ints:
 
 
 _SLOTS = {n: struct.Struct(f"<{n}H").unpack_from for n in (11,)}  #: vtable readers of the tables read per tensor
+_NO_QUANTIZATION = Quantization(None, None)  #: shared by every tensor whose quantization table is empty (records are immutable)
 
 
 class _Raw:
@@ -332,8 +333,8 @@ def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int, ints: 
     quant = None
     if o[4]:
         q = raw.table(pos + o[4])
-        if _U16(buf, q - _I32(buf, q)[0])[0] <= 4:  # a table with no fields set
-            quant = Quantization(None, None)
+        if _U16(buf, q - _I32(buf, q)[0])[0] <= 4:  # a table with no fields set (converters write one per tensor)
+            quant = _NO_QUANTIZATION
         else:
             table = fb.QuantizationParameters()
             table.Init(buf, q)

@@ -64,9 +64,6 @@ class Quantization:
         return out
 
 
-_NO_EXTRAS = (False, None, 0, None)
-
-
 @dataclass(frozen=True, slots=True, init=False, repr=False)
 class TensorRecord:
     """One tensor of one subgraph.
@@ -97,8 +94,8 @@ class TensorRecord:
         put(self, "dtype", dtype)
         put(self, "buffer", buffer)
         put(self, "quantization", quantization)
-        extras = (is_variable, shape_signature, external_buffer, sparsity)
-        put(self, "_extras", None if extras == _NO_EXTRAS and sparsity is None else extras)
+        rare = is_variable or shape_signature is not None or external_buffer or sparsity is not None
+        put(self, "_extras", (is_variable, shape_signature, external_buffer, sparsity) if rare else None)
 
     @property
     def is_variable(self) -> bool:
