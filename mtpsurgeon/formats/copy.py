@@ -16,7 +16,7 @@ from typing import IO, Any, Callable
 
 from mtpsurgeon.formats.regular import open_regular
 
-CHUNK = 1 << 23  #: bytes per read/write in the Python paths (one reused buffer)
+CHUNK = 1 << 20  #: bytes per read/write in the Python paths (one reused buffer; 1 MiB stays in cache between hash and write)
 _KERNEL_CHUNK = 1 << 30  #: bytes per copy_file_range/sendfile call
 
 
