@@ -3,8 +3,10 @@
 For each size (default 0.5, 1, 2 and 4 GB) builds, with the official
 litert-lm-builder, two containers from the fixture base (the sections of
 ``fixtures/hidden/no-drafter.litertlm``: LLM metadata, tokenizer,
-prefill_decode, embedder) plus eight GenericBinaryData filler sections that
-make up the size:
+prefill_decode, embedder), a 40 MB TFLite ``tf_lite_aux`` section (one ADD
+of a 10M-float constant: the size of a real Gemma 4 drafter section, which
+is 42-44 MB) plus eight GenericBinaryData filler sections that make up the
+size:
 
   * ``graft.litertlm``  — no drafter section (like ``hidden/no-drafter``);
   * ``retag.litertlm``  — ``fixtures/mtp_drafter.tflite`` appended as a TFLite
@@ -15,8 +17,9 @@ Then runs, each in its own process (wall time, and peak RSS from GNU
 ``/usr/bin/time -f %M``):
 
   inspect       ``mtpsurgeon inspect graft.litertlm``       vs ``litert-lm-peek``
-  extract       ``mtpsurgeon extract … --section mtp_drafter`` (on the re-tagged
-                output) vs ``dd`` of the same byte range
+  extract       ``mtpsurgeon extract … --section mtp_drafter`` (the fixture's
+                191 KB drafter) and ``--section aux`` (40 MB), on the re-tagged
+                output, each vs ``dd`` of the same byte range
   graft         ``mtpsurgeon restore graft.litertlm --drafter fixtures/mtp_drafter.tflite``
                 vs ``cp`` of the input
   re-tag        ``mtpsurgeon restore retag.litertlm``        vs ``cp``
@@ -24,7 +27,9 @@ Then runs, each in its own process (wall time, and peak RSS from GNU
 two 200,000-tensor .tflite files through ``inspect`` and ``inspect --json``:
 a valid chain of 100,000 ADD operators, each adding its own constant, and
 the same tensors with no operators (100,000 orphan constants); plus the
-start-up time of ``mtpsurgeon --version``.
+fixed cost of one call: the interpreter alone (``python -c pass``), start-up
+(``mtpsurgeon --version``) and ``extract --section`` of the fixture's 191 KB
+drafter minus ``dd`` of it.
 
 Each command and its anchor run in turn ``--repeat`` times (default 3) and
 the fastest run of each counts (the machine is shared); outputs are deleted
@@ -51,6 +56,7 @@ FIXTURES = REPO / "fixtures"
 DRAFTER = FIXTURES / "mtp_drafter.tflite"
 BASE = FIXTURES / "hidden" / "no-drafter.litertlm"
 FILLERS = 8
+BIG_SECTION = 40 * 10**6  #: bytes of the drafter-sized TFLite section
 GB = 10**9
 TIME = "/usr/bin/time"  # GNU time, for the peak RSS of each command
 
@@ -64,18 +70,20 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run_once(cmd: list[str], rss_file) -> tuple[float, float]:
+def _run_once(cmd: list[str], rss_file) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, CPU seconds: user + system) of one run."""
     t0 = time.perf_counter()
-    proc = subprocess.run([TIME, "-f", "%M", "-o", rss_file.name, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run([TIME, "-f", "%M %U %S", "-o", rss_file.name, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
     rss_file.seek(0)
-    return wall, int(rss_file.read().split()[-1]) * 1024 / 1e6  # KiB -> MB
+    rss, user, system = rss_file.read().split()[-3:]
+    return wall, int(rss) * 1024 / 1e6, float(user) + float(system)  # KiB -> MB
 
 
-def measure(*cmds: list[str], repeat: int, clean: tuple[Path, ...] = ()) -> list[tuple[float, float]]:
-    """(fastest wall seconds, its peak RSS in MB) of each command, the commands run in turn ``repeat`` times.
+def measure(*cmds: list[str], repeat: int, clean: tuple[Path, ...] = ()) -> list[tuple[float, float, float]]:
+    """(fastest wall seconds, its peak RSS in MB, its CPU seconds) of each command, run in turn ``repeat`` times.
 
     Interleaving (a, b, a, b, …) lets an anchor and the command compared to
     it see the same load on a shared machine. The ``clean`` paths are removed
@@ -83,7 +91,7 @@ def measure(*cmds: list[str], repeat: int, clean: tuple[Path, ...] = ()) -> list
     Peak RSS comes from GNU time's ``%M``: a child forked straight from this
     (large) Python process would inherit its high-water mark across exec.
     """
-    best: list[tuple[float, float] | None] = [None] * len(cmds)
+    best: list[tuple[float, float, float] | None] = [None] * len(cmds)
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
         for _ in range(repeat):
             for i, cmd in enumerate(cmds):
@@ -148,12 +156,15 @@ def build_containers(work: Path, size: int) -> tuple[Path, Path, int]:
     unpacked = work / "unpacked"
     base_bytes = BASE.stat().st_size
     filler = work / "filler.bin"
-    _filler(filler, max(1 << 20, (size - base_bytes) // FILLERS))
+    big = work / "big.tflite"
+    build_big_model(big, BIG_SECTION)
+    _filler(filler, max(1 << 20, (size - base_bytes - BIG_SECTION) // FILLERS))
     out = []
     for name, drafter in (("graft", False), ("retag", True)):
         if unpacked.exists():
             shutil.rmtree(unpacked)
         b = B.LitertLmFileBuilder.unpack(str(BASE), str(unpacked))
+        b.add_tflite_model(str(big), B.TfLiteModelType.AUX)
         for _ in range(FILLERS):
             b.add_generic_binary_data(str(filler))
         if drafter:
@@ -164,9 +175,75 @@ def build_containers(work: Path, size: int) -> tuple[Path, Path, int]:
         out.append(path)
         sections = len(b._sections)
     filler.unlink()
+    big.unlink()
     shutil.rmtree(unpacked)
     _untag_in_place(out[1])
     return out[0], out[1], sections
+
+
+def build_big_model(path: Path, nbytes: int) -> None:
+    """A valid .tflite of about ``nbytes``: y = x + c, c a FLOAT32 constant of ``nbytes // 4`` values."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as fb
+
+    n = nbytes // 4
+    b = flatbuffers.Builder(nbytes + (1 << 16))
+
+    def ivec(values: list[int]) -> int:
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependInt32(v)
+        return b.EndVector()
+
+    def ovec(offsets: list[int]) -> int:
+        b.StartVector(4, len(offsets), 4)
+        for o in reversed(offsets):
+            b.PrependUOffsetTRelative(o)
+        return b.EndVector()
+
+    data = b.CreateNumpyVector(np.frombuffer(np.random.default_rng(0).standard_normal(n, np.float32).tobytes(), np.uint8))
+    fb.BufferStart(b)
+    fb.BufferAddData(b, data)
+    const_buffer = fb.BufferEnd(b)
+    fb.BufferStart(b)
+    empty = fb.BufferEnd(b)
+    tensors = []
+    for name, buffer in (("x", 0), ("c", 1), ("y", 0)):
+        shape, nm = ivec([1, n]), b.CreateString(name)
+        fb.TensorStart(b)
+        fb.TensorAddShape(b, shape)
+        fb.TensorAddType(b, fb.TensorType.FLOAT32)
+        fb.TensorAddBuffer(b, buffer)
+        fb.TensorAddName(b, nm)
+        tensors.append(fb.TensorEnd(b))
+    ins, outs = ivec([0, 1]), ivec([2])
+    fb.OperatorStart(b)
+    fb.OperatorAddOpcodeIndex(b, 0)
+    fb.OperatorAddInputs(b, ins)
+    fb.OperatorAddOutputs(b, outs)
+    op = fb.OperatorEnd(b)
+    tvec, opvec, gin, gout, gname = ovec(tensors), ovec([op]), ivec([0]), ivec([2]), b.CreateString("main")
+    fb.SubGraphStart(b)
+    fb.SubGraphAddTensors(b, tvec)
+    fb.SubGraphAddOperators(b, opvec)
+    fb.SubGraphAddInputs(b, gin)
+    fb.SubGraphAddOutputs(b, gout)
+    fb.SubGraphAddName(b, gname)
+    graph = fb.SubGraphEnd(b)
+    fb.OperatorCodeStart(b)
+    fb.OperatorCodeAddDeprecatedBuiltinCode(b, fb.BuiltinOperator.ADD)
+    fb.OperatorCodeAddBuiltinCode(b, fb.BuiltinOperator.ADD)
+    fb.OperatorCodeAddVersion(b, 1)
+    code = fb.OperatorCodeEnd(b)
+    codes, graphs, bufs = ovec([code]), ovec([graph]), ovec([empty, const_buffer])
+    fb.ModelStart(b)
+    fb.ModelAddVersion(b, 3)
+    fb.ModelAddOperatorCodes(b, codes)
+    fb.ModelAddSubgraphs(b, graphs)
+    fb.ModelAddBuffers(b, bufs)
+    b.Finish(fb.ModelEnd(b), file_identifier=b"TFL3")
+    path.write_bytes(b.Output())
 
 
 def build_200k(path: Path, tensors: int = 200_000, orphans: bool = False) -> None:
@@ -286,6 +363,14 @@ def _section_range(path: Path, model_type: str) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ running
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 10**6 else f"{n / 1e3:.0f} KB"
+
+
+#: extract --section of the 191 KB drafter minus dd of it, per size: the per-call fixed cost
+fixed: list[float] = []
+
+
 def bench_size(work: Path, size: int, repeat: int, rows: list) -> None:
     surgeon, peek = _tool("mtpsurgeon"), _tool("litert-lm-peek")
     t0 = time.perf_counter()
@@ -296,8 +381,8 @@ def bench_size(work: Path, size: int, repeat: int, rows: list) -> None:
     out = work / "out.litertlm"
     copy = work / "copy.litertlm"
 
-    def row(op: str, ours: tuple[float, float], anchor_name: str, anchor: tuple[float, float]) -> None:
-        rows.append((label, op, ours[0], ours[1], anchor_name, anchor[0], anchor[1]))
+    def row(op: str, ours: tuple[float, float, float], anchor_name: str, anchor: tuple[float, float, float]) -> None:
+        rows.append((label, op, ours[0], ours[2], ours[1], anchor_name, anchor[0]))
         print(f"  {op}: {ours[0]:.3f} s / {ours[1]:.0f} MB vs {anchor_name} {anchor[0]:.3f} s", file=sys.stderr, flush=True)
 
     cp, graft = measure(["cp", str(graft_in), str(copy)],
@@ -310,13 +395,16 @@ def bench_size(work: Path, size: int, repeat: int, rows: list) -> None:
                           repeat=repeat, clean=(copy, out, out.with_suffix(".safetensors")))
     row("restore: re-tag", retag, "cp", cp_r)
     copy.unlink(missing_ok=True)
-    begin, length = _section_range(out, "tf_lite_mtp_drafter")
     extracted = work / "extracted"
-    dd, extract = measure(["dd", f"if={out}", f"of={work / 'dd.tflite'}", "bs=4M", f"skip={begin}", f"count={length}",
-                           "iflag=skip_bytes,count_bytes", "status=none"],
-                          [surgeon, "extract", str(out), "--section", "mtp_drafter", "-o", str(extracted)],
-                          repeat=repeat, clean=(work / "dd.tflite", extracted))
-    row("extract --section mtp_drafter", extract, "dd", dd)
+    for model_type, name in (("tf_lite_mtp_drafter", "mtp_drafter"), ("tf_lite_aux", "aux")):
+        begin, length = _section_range(out, model_type)
+        dd, extract = measure(["dd", f"if={out}", f"of={work / 'dd.tflite'}", "bs=4M", f"skip={begin}", f"count={length}",
+                               "iflag=skip_bytes,count_bytes", "status=none"],
+                              [surgeon, "extract", str(out), "--section", name, "-o", str(extracted)],
+                              repeat=repeat, clean=(work / "dd.tflite", extracted))
+        row(f"extract --section {name} ({_size(length)})", extract, "dd", dd)
+        if name == "mtp_drafter":
+            fixed.append(extract[0] - dd[0])
     for p in (graft_in, retag_in, out, work / "dd.tflite"):
         p.unlink(missing_ok=True)
     for p in work.glob("out*"):
@@ -324,10 +412,20 @@ def bench_size(work: Path, size: int, repeat: int, rows: list) -> None:
     shutil.rmtree(extracted, ignore_errors=True)
 
 
+def bench_fixed(repeat: int, rows: list) -> None:
+    """What every call pays whatever the file: the interpreter, start-up, and extract --section's overhead."""
+    surgeon = _tool("mtpsurgeon")
+    (bare,) = measure([sys.executable, "-c", "pass"], repeat=repeat)
+    rows.append(("fixed cost per call", "python -c pass (the interpreter alone)", bare[0], bare[2], bare[1], "", None))
+    (version,) = measure([surgeon, "--version"], repeat=repeat)
+    rows.append(("fixed cost per call", "mtpsurgeon --version (start-up)", version[0], version[2], version[1], "", None))
+    if fixed:
+        rows.append(("fixed cost per call", "extract --section: 191 KB extract − dd, min over sizes", min(fixed), None, None,
+                     "", None))
+
+
 def bench_200k(work: Path, repeat: int, rows: list) -> None:
     surgeon = _tool("mtpsurgeon")
-    (version,) = measure([surgeon, "--version"], repeat=repeat)
-    rows.append(("start-up", "mtpsurgeon --version", version[0], version[1], "", None, None))
     for orphans in (False, True):
         path = work / ("200k-orphans.tflite" if orphans else "200k.tflite")
         t0 = time.perf_counter()
@@ -336,9 +434,10 @@ def bench_200k(work: Path, repeat: int, rows: list) -> None:
         kind = "100,000 orphan constants" if orphans else "100,000 ADD ops"
         label = f"200,000 tensors, {kind} ({path.stat().st_size / 1e6:.1f} MB)"
         out = work / "200k.json"
-        rows.append((label, "inspect", *measure([surgeon, "inspect", str(path)], repeat=repeat)[0], "", None, None))
+        (plain,) = measure([surgeon, "inspect", str(path)], repeat=repeat)
+        rows.append((label, "inspect", plain[0], plain[2], plain[1], "", None))
         (js,) = measure(["sh", "-c", f'"{surgeon}" inspect --json "{path}" > "{out}"'], repeat=repeat)
-        rows.append((label, f"inspect --json ({out.stat().st_size / 1e6:.1f} MB of JSON)", *js, "", None, None))
+        rows.append((label, f"inspect --json ({out.stat().st_size / 1e6:.1f} MB of JSON)", js[0], js[2], js[1], "", None))
         path.unlink()
         out.unlink()
 
@@ -347,14 +446,16 @@ def print_table(rows: list) -> None:
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}\n")
-    print("| container | operation | wall s | peak RSS MB | anchor | anchor s | × anchor |")
-    print("|---|---|---:|---:|---|---:|---:|")
-    for label, op, wall, rss, anchor, awall, _ in rows:
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print("| container | operation | wall s | CPU s | peak RSS MB | anchor | anchor s | × anchor |")
+    print("|---|---|---:|---:|---:|---|---:|---:|")
+    for label, op, wall, cpu, rss, anchor, awall in rows:
         w = f"{wall:.3f}" if wall is not None else ""
+        c = f"{cpu:.2f}" if cpu is not None else ""
         r = f"{rss:.0f}" if rss is not None else ""
         a = f"{awall:.3f}" if awall is not None else ""
         ratio = f"{wall / awall:.2f}" if wall is not None and awall else ""
-        print(f"| {label} | {op} | {w} | {r} | {anchor} | {a} | {ratio} |")
+        print(f"| {label} | {op} | {w} | {c} | {r} | {anchor} | {a} | {ratio} |")
 
 
 def main() -> None:
@@ -375,6 +476,7 @@ def main() -> None:
     try:
         for size in sizes:
             bench_size(scratch, size, args.repeat, rows)
+        bench_fixed(args.repeat, rows)
         if not args.no_200k:
             bench_200k(scratch, args.repeat, rows)
     finally:

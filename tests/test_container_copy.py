@@ -124,7 +124,7 @@ def test_copy_range_between_buffered_writes(tmp_path, buffered):
 
 def test_extract_section_hashes_once_and_container_only_on_request(big_no_drafter, tmp_path):
     src = FIXTURES / "gemma4-mini.litertlm"
-    res = json.loads(cli("extract", src, "--section", "mtp_drafter", "-o", tmp_path / "a", "--json").stdout)
+    res = json.loads(cli("extract", src, "--section", "mtp_drafter", "--all", "-o", tmp_path / "a", "--json").stdout)
     model = res["models"][0]
     written = Path(model["path"]).read_bytes()
     assert written == DRAFTER.read_bytes()  # the fixture's drafter section, byte for byte
@@ -133,10 +133,15 @@ def test_extract_section_hashes_once_and_container_only_on_request(big_no_drafte
     with safe_open(res["dumps"][0]["path"], "np") as f:
         meta = f.metadata()
     assert meta["mtpsurgeon.section_sha256"] == model["sha256"] and "mtpsurgeon.source_sha256" not in meta
-    res = json.loads(cli("extract", src, "--section", "mtp_drafter", "-o", tmp_path / "b", "--hash-input", "--json").stdout)
+    res = json.loads(cli("extract", src, "--section", "mtp_drafter", "--all", "-o", tmp_path / "b", "--hash-input", "--json").stdout)
     assert res["input_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     with safe_open(res["dumps"][0]["path"], "np") as f:
         assert f.metadata()["mtpsurgeon.source_sha256"] == res["input_sha256"]
+    # --section alone (the header-only path): the same section bytes and hashes, no dump
+    res = json.loads(cli("extract", src, "--section", "mtp_drafter", "-o", tmp_path / "c", "--hash-input", "--json").stdout)
+    assert res["dumps"] == [] and res["input_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert Path(res["models"][0]["path"]).read_bytes() == written
+    assert res["models"][0]["sha256"] == res["models"][0]["section_sha256"] == model["sha256"]
 
 
 @pytest.mark.parametrize("missing", [("copy_file_range",), ("copy_file_range", "sendfile")])

@@ -94,7 +94,11 @@ def test_section_by_model_type_and_by_index(tmp_path):
     by_type = extract(FIXTURES / "gemma4-mini.litertlm", "-o", tmp_path / "a", "--section", "mtp_drafter")
     by_index = extract(FIXTURES / "gemma4-mini.litertlm", "-o", tmp_path / "b", "--section", "5")
     assert by_type["models"][0]["sha256"] == by_index["models"][0]["sha256"] == GT_SHA
-    assert by_type["dumps"][0]["tensors"] == by_index["dumps"][0]["tensors"] > 44  # every constant of the section
+    assert by_type["dumps"] == by_index["dumps"] == []  # --section alone: the section, nothing else
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["gemma4-mini.section5.mtp_drafter.tflite"]
+    with_weights = extract(FIXTURES / "gemma4-mini.litertlm", "-o", tmp_path / "c", "--section", "5", "--all")
+    assert with_weights["models"][0]["sha256"] == GT_SHA
+    assert with_weights["dumps"][0]["tensors"] > 44  # every constant of the section
 
 
 def test_signature_becomes_a_standalone_model(tmp_path):

@@ -35,9 +35,9 @@ def test_every_exported_name_resolves_and_extract_stays_the_function():
 
 def test_api_extract_hashes_the_input_only_on_request(tmp_path):
     src = FIXTURES / "gemma4-mini.litertlm"
-    plain = mtpsurgeon.extract(src, tmp_path / "a", section="mtp_drafter")
+    plain = mtpsurgeon.extract(src, tmp_path / "a", section="mtp_drafter", select="all")
     assert plain.input_sha256 is None
-    hashed = mtpsurgeon.extract(src, tmp_path / "b", section="mtp_drafter", hash_input=True)
+    hashed = mtpsurgeon.extract(src, tmp_path / "b", section="mtp_drafter", select="all", hash_input=True)
     assert hashed.input_sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
     with safe_open(hashed.dumps[0].path, "np") as f:
         assert f.metadata()["mtpsurgeon.source_sha256"] == hashed.input_sha256

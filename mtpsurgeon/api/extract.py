@@ -5,12 +5,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from mtpsurgeon.api.inspect import analysed
 from mtpsurgeon.api.results import ExtractResult
 from mtpsurgeon.errors import UsageError
-from mtpsurgeon.extract.dump import total_input_bytes
-from mtpsurgeon.extract.run import run_extract
-from mtpsurgeon.extract.selection import select as select_tensors
 
 SELECTIONS = ("mtp", "orphans", "all")
 
@@ -46,6 +42,13 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
     is reused by its dump; the whole input is hashed only with ``hash_input``
     (``input_sha256``, and ``mtpsurgeon.source_sha256`` in the dumps).
 
+    ``section`` alone (no other selection, ``dtype='raw'``, original names,
+    ``models=True``) copies that section out byte for byte and nothing else:
+    only the container's header is read (no analysis, no numpy), so it runs
+    at the speed of the copy. Ask for a dump of its weights with
+    ``select='all'`` (every constant), ``'orphans'``, ``match``, a ``dtype``
+    or ``names='hf'``.
+
     >>> import mtpsurgeon, tempfile, os
     >>> out = tempfile.mkdtemp()
     >>> result = mtpsurgeon.extract("fixtures/hidden/untagged-drafter.litertlm", out, dtype="f32", names="hf")
@@ -58,6 +61,14 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
     if select not in SELECTIONS:
         raise UsageError(f"unknown selection '{select}' (choose from {', '.join(SELECTIONS)})")
     out = Path(out_dir) if out_dir is not None else default_output(path)
+    if section_only(select=select, section=section, subgraph=subgraph, signature=signature, match=match, dtype=dtype,
+                    names=names, models=models, check_parity=check_parity):
+        return _copy_section(path, str(section), out, force=force, hash_input=hash_input, progress=progress)
+    from mtpsurgeon.api.inspect import analysed
+    from mtpsurgeon.extract.dump import total_input_bytes
+    from mtpsurgeon.extract.run import run_extract
+    from mtpsurgeon.extract.selection import select as select_tensors
+
     with analysed(path) as analysis:
         selections = select_tensors(analysis, orphans=select == "orphans", everything=select == "all",
                                     section=None if section is None else str(section), subgraph=subgraph,
@@ -78,3 +89,21 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
             "removed_stale": [str(p) for p in done.cleaned], "notes": done.notes,
             "input_sha256": done.source_sha256,
         })
+
+
+def section_only(*, select: str, section: str | int | None, subgraph: int | None, signature: str | None,
+                 match: str | None, dtype: str, names: str, models: bool, check_parity: bool) -> bool:
+    """True when the request is one section copied out and nothing else (the header-only path)."""
+    return (section is not None and select == "mtp" and subgraph is None and signature is None and match is None
+            and dtype == "raw" and names == "original" and models and not check_parity)
+
+
+def _copy_section(path: str | os.PathLike, section: str, out: Path, *, force: bool, hash_input: bool,
+                  progress: Callable[[int, int], None] | None) -> ExtractResult:
+    from mtpsurgeon.extract.section_out import copy_section_out
+
+    done = copy_section_out(path, section, out, force=force, hash_input=hash_input, progress=progress)
+    return ExtractResult.from_json({
+        "file": str(path), "output": str(out), "models": [done.model], "dumps": [],
+        "removed_stale": [str(p) for p in done.cleaned], "notes": [], "input_sha256": done.input_sha256,
+    })

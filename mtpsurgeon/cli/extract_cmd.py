@@ -1,14 +1,15 @@
 """`mtpsurgeon extract MODEL -o DIR`: MTP weights to safetensors, drafters to .tflite."""
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import click
-from rich.table import Table
 
 from mtpsurgeon.api import extract
-from mtpsurgeon.cli.render.console import print_json, status_line, stdout_console
-from mtpsurgeon.cli.render.escape import text
-from mtpsurgeon.cli.render.formatting import human_bytes, human_count
-from mtpsurgeon.cli.render.progress import sized_progress
+from mtpsurgeon.cli.render.console import print_json, status_line
+from mtpsurgeon.cli.render.escape import plain
 
 
 @click.command("extract")
@@ -16,7 +17,8 @@ from mtpsurgeon.cli.render.progress import sized_progress
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: MODEL-extracted/).")
 @click.option("--orphans", is_flag=True, help="Every orphaned tensor instead of the MTP findings.")
 @click.option("--all", "everything", is_flag=True, help="Every constant tensor.")
-@click.option("--section", help="A container section: index or model_type (e.g. mtp_drafter).")
+@click.option("--section", help="A container section: index or model_type (e.g. mtp_drafter). Alone: the section "
+                                "copied out byte for byte, nothing else (add --all, --dtype or --names for its weights).")
 @click.option("--subgraph", type=int, help="One subgraph (written as its own runnable .tflite too).")
 @click.option("--signature", help="The subgraph of this signature.")
 @click.option("--match", "pattern", metavar="GLOB", help="Only tensors whose name matches GLOB.")
@@ -36,7 +38,7 @@ from mtpsurgeon.cli.render.progress import sized_progress
 def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, allow_partial,
             check_parity, no_models, force, hash_input, as_json):
     """Write MODEL's MTP weights (or a selection) as safetensors and standalone models."""
-    with sized_progress("extracting", enabled=not as_json) as advance:
+    with _progress(enabled=not as_json) as advance:
         result = extract(model, out_dir, select="all" if everything else "orphans" if orphans else "mtp",
                          section=section, subgraph=subgraph, signature=signature, match=pattern, dtype=dtype,
                          names=names, models=not no_models, force=force, progress=advance,
@@ -47,17 +49,43 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
         print_json(result.to_json())
         _parity_exit(result)
         return
-    console = stdout_console()
     for m in result.models:
-        console.print(text("model ", "green") + text(f"{m.path}  ({m.source}, sha256 {m.sha256[:16]}…)"))
+        click.echo(click.style("model ", fg="green") + plain(f"{m.path}  ({m.source}, sha256 {m.sha256[:16]}…)"))
+    if result.dumps:
+        _print_dumps(result)
+    for note in result.notes or []:
+        click.echo(plain(f"  note: {note}"))
+    if result.input_sha256:
+        click.echo(plain(f"  input sha256 {result.input_sha256}"))
+    _parity_exit(result)
+
+
+def _progress(enabled: bool):
+    """A byte bar on a terminal; when stderr is not one, a no-op that loads nothing (no rich)."""
+    terminal = sys.stderr.isatty() or any(k in os.environ for k in ("FORCE_TERMINAL", "TTY_COMPATIBLE"))
+    if not (enabled and terminal):
+        return contextlib.nullcontext(lambda n, total: None)
+    from mtpsurgeon.cli.render.progress import sized_progress
+
+    return sized_progress("extracting", enabled=True)
+
+
+def _print_dumps(result) -> None:
+    """The dumps table and each dump's notes, skips and parity (rich)."""
+    from rich.table import Table
+
+    from mtpsurgeon.cli.render.console import stdout_console
+    from mtpsurgeon.cli.render.escape import text
+    from mtpsurgeon.cli.render.formatting import human_bytes, human_count
+
+    console = stdout_console()
     table = Table(title="safetensors written", title_justify="left")
     for col in ("file", "tensors", "params", "bytes in", "bytes out"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for d in result.dumps:
         table.add_row(text(d.path), f"{d.tensors} (+{d.companions})", human_count(d.parameters), human_bytes(d.bytes_in),
                       human_bytes(d.bytes_out))
-    if result.dumps:
-        console.print(table)
+    console.print(table)
     for d in result.dumps:
         for note in d.notes:
             console.print(text(f"  note: {note}"))
@@ -71,11 +99,6 @@ def command(model, out_dir, orphans, everything, section, subgraph, signature, p
                                "green" if p["passed"] else "red"))
             for note in p["notes"]:
                 console.print(text(f"    {note}"))
-    for note in result.notes or []:
-        console.print(text(f"  note: {note}"))
-    if result.input_sha256:
-        console.print(text(f"  input sha256 {result.input_sha256}"))
-    _parity_exit(result)
 
 
 def _parity_exit(result) -> None:

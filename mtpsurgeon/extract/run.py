@@ -10,12 +10,12 @@ from mtpsurgeon.analysis.report import Report
 from mtpsurgeon.errors import OutputError, malformed_model
 from mtpsurgeon.extract.dump import DumpReport, dump_safetensors
 from mtpsurgeon.extract.hf_card import model_card
+from mtpsurgeon.extract.section_out import section_file_name, write_section
 from mtpsurgeon.extract.selection import Selection
-from mtpsurgeon.extract.standalone import extract_subgraph, write_section
+from mtpsurgeon.extract.standalone import extract_subgraph
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.safetensors.check import check_complete
 from mtpsurgeon.outputs import OutputSet
-from mtpsurgeon.paths import safe_component
 
 
 @dataclass
@@ -41,12 +41,6 @@ def _drafter_roles(sel: Selection):
     if len(subgraphs) != 1:
         return None
     return sel.analysis.roles.get(subgraphs.pop())
-
-
-def section_file_name(base: str, index: int, model_type: str | None) -> str:
-    """``<stem>.section<N>.<model_type>.tflite``; the model_type comes from the file, so it is sanitised."""
-    kind = safe_component((model_type or "untagged").removeprefix("tf_lite_"), "untagged")
-    return f"{base}.section{index}.{kind}.tflite"
 
 
 def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, dtype: str = "raw", names: str = "original",

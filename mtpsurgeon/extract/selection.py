@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from mtpsurgeon.analysis.model_analysis import ModelAnalysis
 from mtpsurgeon.analysis.report import Report
 from mtpsurgeon.errors import UsageError
+from mtpsurgeon.extract.section_out import section_index
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
 from mtpsurgeon.formats.tflite import TFLiteModel
@@ -32,16 +33,7 @@ def resolve_section(report: Report, section: str) -> int:
     file = report.file
     if not isinstance(file, LiteRTLMContainer):
         raise UsageError(f"{file.path}: --section needs a .litertlm container")
-    if section.isdigit():
-        index = int(section)
-        if index >= len(file.sections):
-            raise UsageError(f"{file.path}: no section {index} (the container has {len(file.sections)})")
-        return index
-    wanted = section if section.startswith("tf_lite_") else f"tf_lite_{section}"
-    s = file.find(wanted)
-    if s is None:
-        raise UsageError(f"{file.path}: no section with model_type '{wanted}'")
-    return s.index
+    return section_index(file, section)
 
 
 def _constants(ma: ModelAnalysis, subgraph: int | None = None) -> list[TensorRecord]:

@@ -8,29 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from mtpsurgeon.errors import UsageError
-from mtpsurgeon.formats.copy import FileRange, copy_range
+from mtpsurgeon.extract.section_out import write_section
 from mtpsurgeon.formats.tflite.writer import write_tflite
 from mtpsurgeon.outputs import atomic_output
 from mtpsurgeon.surgery.expose_signature import recovered_names
 from mtpsurgeon.surgery.ir import Model, Signature
 
 CHUNK = 1 << 24
-
-
-def write_section(container: Any, index: int, out_path: str | os.PathLike, force: bool = False) -> str:
-    """Write section ``index`` byte for byte to ``out_path`` (atomically); return its sha256.
-
-    The bytes are read once, through one reused buffer (not the memory map,
-    so the resident set stays flat), and hashed on the way.
-    """
-    if not 0 <= index < len(container.sections):
-        raise UsageError(f"section {index} does not exist ({len(container.sections)} sections)")
-    s = container.sections[index]
-    digest = hashlib.sha256()
-    with atomic_output(out_path, force) as tmp, open(tmp, "wb") as f:
-        if copy_range(FileRange(container.path, s.begin, s.size), f, digest=digest) != s.size:
-            raise UsageError(f"{container.path}: section {index} is cut short (the file changed while being read)")
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -4,19 +4,26 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich loads on first use: a verb that prints only plain lines or JSON (extract --section) never imports it.
 
 
 def stdout_console() -> Console:
     """Console for results; no highlighting or emoji codes (file-derived text stays literal)."""
+    from rich.console import Console
+
     return Console(highlight=False, emoji=False)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, emoji=False)
 
 
@@ -36,6 +43,8 @@ def print_json(data: Any) -> None:
 @contextlib.contextmanager
 def byte_progress(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
     """Yield ``advance(nbytes)``; draws a rich bar on stderr only if it is a terminal."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
     console = stderr_console()
     if not (enabled and console.is_terminal):
         yield lambda n: None

@@ -11,9 +11,10 @@ would still become an emoji): they build :class:`rich.text.Text` with
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def _visible(ch: str) -> str:
@@ -46,6 +47,8 @@ def plain(value: Any, limit: int | None = None) -> str:
 
 def text(value: Any, style: str = "") -> Text:
     """``value`` as a rich Text: shown literally (no markup, no emoji codes), controls made visible."""
+    from rich.text import Text  # rich loads only for views that draw with it
+
     return Text(plain(value), style=style)
 
 

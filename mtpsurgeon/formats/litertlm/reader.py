@@ -10,22 +10,22 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtpsurgeon.errors import MalformedFileError
-from mtpsurgeon.formats.flatbuf import CORRUPT, FlatbufferBoundsError, check_root, string, vector_len
+from mtpsurgeon.formats.litertlm.header import HeaderError, parse_header
 from mtpsurgeon.formats.litertlm.schema import (
     HEADER_BEGIN,
     MAGIC,
     MODEL_TYPE_KEY,
     SECTION_ALIGNMENT,
-    SECTION_TYPE_NAMES,
     SUPPORTED_MAJOR,
-    VDATA_NAMES,
-    hs,
+    section_type_name,
 )
 from mtpsurgeon.formats.mapped import MappedFile
-from mtpsurgeon.formats.tflite import TFLiteModel, read_tflite
+
+if TYPE_CHECKING:
+    from mtpsurgeon.formats.tflite import TFLiteModel
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class LiteRTLMContainer:
     def model(self, index: int) -> TFLiteModel:
         """The TFLite model stored in section ``index`` (parsed once, zero-copy)."""
         if index not in self._models:
+            from mtpsurgeon.formats.tflite import read_tflite  # numpy and the LiteRT schema: only when a model is read
+
             s = self.sections[index]
             if not s.is_tflite:
                 raise MalformedFileError(self.path, f"section {index} (model_type '{s.model_type}') holds {s.data_type_name}, "
@@ -134,16 +136,12 @@ def read_litertlm(source: MappedFile) -> LiteRTLMContainer:
         raise MalformedFileError(path, f"header end offset {header_end} is outside the file ({source.size} bytes)")
     buf = source.slice(HEADER_BEGIN, header_end - HEADER_BEGIN, "header flatbuffer")
     try:
-        check_root(buf, "header")
-        meta = hs.LiteRTLMMetaData.GetRootAs(buf, 0)
-        system = _system_metadata(meta)
-        sections = _sections(meta, header_end, source.size)
-    except FlatbufferBoundsError as exc:
+        system, raw_sections = parse_header(buf)
+        sections = _sections(raw_sections, header_end, source.size)
+    except HeaderError as exc:
         raise MalformedFileError(path, f"corrupt header flatbuffer: {exc}") from exc
     except _BadHeader as exc:
         raise MalformedFileError(path, str(exc)) from exc
-    except CORRUPT as exc:
-        raise MalformedFileError(path, f"corrupt header flatbuffer ({type(exc).__name__}: {exc})") from exc
     return LiteRTLMContainer(source, (major, minor, patch), header_end, system, sections)
 
 
@@ -151,43 +149,13 @@ class _BadHeader(Exception):
     pass
 
 
-def _kv(kvp: "hs.KeyValuePair", where: str) -> tuple[str, Any, int]:
-    """(key, value, VData code) of one item."""
-    key = string(kvp.Key()) or ""
-    vtype = kvp.ValueType()
-    if vtype not in VDATA_NAMES:
-        raise _BadHeader(f"{where} item '{key}': unknown value type {vtype}")
-    obj = hs.VdataCreator(vtype, kvp.Value())
-    value = getattr(obj, "value", None)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    return key, value, vtype
-
-
-def _system_metadata(meta: "hs.LiteRTLMMetaData") -> tuple[tuple[str, Any, int], ...]:
-    sm = meta.SystemMetadata()
-    if sm is None:
-        return ()
-    return tuple(_kv(sm.Entries(i), "system metadata") for i in range(vector_len(sm, 0, 4, "system metadata entries")))
-
-
-def _sections(meta: "hs.LiteRTLMMetaData", header_end: int, file_size: int) -> tuple[SectionRecord, ...]:
-    smeta = meta.SectionMetadata()
-    if smeta is None:
-        return ()
+def _sections(raw: tuple, header_end: int, file_size: int) -> tuple[SectionRecord, ...]:
     out = []
-    for i in range(vector_len(smeta, 0, 4, "sections")):
-        obj = smeta.Objects(i)
-        where = f"section {i}"
-        dt = obj.DataType()
-        if dt not in SECTION_TYPE_NAMES:
-            raise _BadHeader(f"{where}: unknown section data type {dt}")
-        typed = [_kv(obj.Items(j), where) for j in range(vector_len(obj, 0, 4, f"{where} items"))]
-        items = tuple((k, v) for k, v, _ in typed)
-        begin, end = obj.BeginOffset(), obj.EndOffset()
+    for i, (dt, typed, begin, end) in enumerate(raw):
         if not header_end <= begin <= end <= file_size:
-            raise _BadHeader(f"{where}: byte range [{begin}, {end}) is outside the data area [{header_end}, {file_size})")
-        out.append(SectionRecord(i, dt, SECTION_TYPE_NAMES[dt], items, begin, end, tuple(t for _, _, t in typed)))
+            raise _BadHeader(f"section {i}: byte range [{begin}, {end}) is outside the data area [{header_end}, {file_size})")
+        items = tuple((k, v) for k, v, _ in typed)
+        out.append(SectionRecord(i, dt, section_type_name(dt), items, begin, end, tuple(t for _, _, t in typed)))
     ordered = sorted(out, key=lambda s: s.begin)
     for a, b in zip(ordered, ordered[1:]):
         if b.begin < a.end:

@@ -1,6 +1,7 @@
 """TFLiteModel: the records of one model plus zero-copy access to its data."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from mtpsurgeon.formats.mapped import MappedFile
 from mtpsurgeon.formats.tflite.dtypes import bf16_to_f32, float8_to_f32, unpack_subbyte
 from mtpsurgeon.formats.tflite.records import (
     BufferRecord,
+    BufferTable,
     ModelRecords,
     OperatorCodeRecord,
     SignatureRecord,
@@ -43,7 +45,7 @@ class TFLiteModel:
         return self.records.subgraphs
 
     @property
-    def buffers(self) -> tuple[BufferRecord, ...]:
+    def buffers(self) -> Sequence[BufferRecord]:
         return self.records.buffers
 
     @property
@@ -68,7 +70,12 @@ class TFLiteModel:
 
     def has_data(self, t: TensorRecord) -> bool:
         """True when the tensor carries constant bytes (inline, offset or external)."""
-        return t.external_buffer != 0 or (t.buffer > 0 and self.buffers[t.buffer].size > 0)
+        if t.external_buffer != 0:
+            return True
+        if t.buffer <= 0:
+            return False
+        buffers = self.buffers
+        return (buffers.size(t.buffer) if isinstance(buffers, BufferTable) else buffers[t.buffer].size) > 0
 
     def sha256(self) -> str:
         """sha256 of the model's bytes (streamed)."""

@@ -7,6 +7,7 @@ returns a :class:`TFLiteModel` whose tensor data are views into the map.
 from __future__ import annotations
 
 import struct
+from array import array
 from typing import Iterator
 
 import numpy as np
@@ -17,7 +18,9 @@ from mtpsurgeon.formats.mapped import MappedFile
 from mtpsurgeon.formats.tflite.dtypes import DTYPES
 from mtpsurgeon.formats.tflite.model import TFLiteModel
 from mtpsurgeon.formats.tflite.records import (
+    STORAGE_KINDS,
     BufferRecord,
+    BufferTable,
     ExternalBufferRecord,
     ModelRecords,
     OperatorCodeRecord,
@@ -68,10 +71,17 @@ def _parse(buf: memoryview, base: int, length: int) -> ModelRecords:
     model = fb.Model.GetRootAs(buf, 0)
     opcodes = tuple(_opcode(model.OperatorCodes(i), i) for i in range(vector_len(model, 1, 4, "operator_codes")))
     raw = _Raw(buf)
-    vector_len(model, 4, 4, "buffers")
-    buffers = tuple(_raw_buffer(raw, pos, i, base, length) for i, pos in enumerate(raw.tables(model._tab.Pos, 12, "buffers")))
+    ints = _Ints()
+    ints.upto(vector_len(model, 4, 4, "buffers"))
+    offsets, sizes, kinds = array("q"), array("q"), bytearray()
+    for i, pos in enumerate(raw.tables(model._tab.Pos, 12, "buffers")):
+        off, size, kind = _raw_buffer(raw, pos, i, base, length)
+        offsets.append(off)
+        sizes.append(size)
+        kinds.append(kind)
+    buffers = BufferTable(offsets, sizes, kinds)
     n_sub = vector_len(model, 2, 4, "subgraphs")
-    subgraphs = tuple(_subgraph(model.Subgraphs(i), i, opcodes, len(buffers), n_sub) for i in range(n_sub))
+    subgraphs = tuple(_subgraph(model.Subgraphs(i), i, opcodes, len(buffers), n_sub, ints) for i in range(n_sub))
     signatures = tuple(
         _signature(model.SignatureDefs(i), i, subgraphs) for i in range(vector_len(model, 7, 4, "signature_defs"))
     )
@@ -128,8 +138,11 @@ def _buffer(b: "fb.Buffer", index: int, base: int, length: int) -> BufferRecord:
 _U64 = struct.Struct("<Q").unpack_from
 
 
-def _raw_buffer(raw: "_Raw", pos: int, index: int, base: int, length: int) -> BufferRecord:
-    """One Buffer table read directly (same record and checks as :func:`_buffer`)."""
+_EMPTY, _INLINE, _OFFSET = (STORAGE_KINDS.index(k) for k in ("empty", "inline", "offset"))
+
+
+def _raw_buffer(raw: "_Raw", pos: int, index: int, base: int, length: int) -> tuple[int, int, int]:
+    """(absolute offset, size, storage code) of one Buffer table read directly (same checks as :func:`_buffer`)."""
     p = raw.field(pos, 6)
     off = _U64(raw.buf, p)[0] if p else 0
     if off > 1:
@@ -137,14 +150,14 @@ def _raw_buffer(raw: "_Raw", pos: int, index: int, base: int, length: int) -> Bu
         size = _U64(raw.buf, p)[0] if p else 0
         if off + size > length:
             raise _Bad(f"buffer {index}: offset {off} + size {size} runs past the end of the model ({length} bytes)")
-        return BufferRecord(index, base + off, size, "offset")
+        return base + off, size, _OFFSET
     p = raw.field(pos, 4)
     if not p:
-        return BufferRecord(index, 0, 0, "empty")
+        return 0, 0, _EMPTY
     start, n = raw.vector(p, 1, f"buffer {index} data")
     if n == 0:
-        return BufferRecord(index, 0, 0, "empty")
-    return BufferRecord(index, base + start, n, "inline")
+        return 0, 0, _EMPTY
+    return base + start, n, _INLINE
 
 
 def _ints(table: object, field_index: int, getter: str, what: str) -> tuple[int, ...]:
@@ -192,6 +205,34 @@ _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 
 
+class _Ints:
+    """One int object per index, shared by every record of a model that holds that index.
+
+    Python caches only -5..256; a model of 200,000 tensors would otherwise
+    hold one 28-byte int per tensor index, buffer reference and operator
+    input/output (about 20 MB). ``table[i]`` is ``i`` for ``0 <= i < n`` and
+    ``table[-1]`` is ``-1`` (an optional operator input).
+    """
+
+    __slots__ = ("table",)
+
+    def __init__(self) -> None:
+        self.table: list[int] = [-1]
+
+    def upto(self, n: int) -> list[int]:
+        """The table, covering at least ``0 .. n-1``."""
+        t = self.table
+        if len(t) - 1 < n:
+            t.pop()
+            t.extend(range(len(t), n))
+            t.append(-1)
+        return t
+
+
+_SLOTS = {n: struct.Struct(f"<{n}H").unpack_from for n in (11,)}  #: vtable readers of the tables read per tensor
+_NO_QUANTIZATION = Quantization(None, None)  #: shared by every tensor whose quantization table is empty (records are immutable)
+
+
 class _Raw:
     """Direct field access into one flatbuffer (the generated readers cost ~20 calls per field).
 
@@ -220,9 +261,12 @@ class _Raw:
         """Offsets in ``table`` of its first ``n`` fields (0 = absent), from one read of its vtable."""
         buf = self.buf
         vt = table - _I32(buf, table)[0]
-        have = min(n, max(0, (_U16(buf, vt)[0] - 4) // 2))
-        got = struct.unpack_from(f"<{have}H", buf, vt + 4) if have else ()
-        return got + (0,) * (n - have)
+        have = (_U16(buf, vt)[0] - 4) >> 1
+        if have >= n:
+            return _SLOTS[n](buf, vt + 4)
+        if have <= 0:
+            return (0,) * n
+        return struct.unpack_from(f"<{have}H", buf, vt + 4) + (0,) * (n - have)
 
     def ints_at(self, pos: int, what: str) -> tuple[int, ...]:
         start, n = self.vector(pos, 4, what)
@@ -273,7 +317,7 @@ _T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANT, _T_VARIABLE, _T_SPARSITY, _T_SH
 _OP_OPCODE, _OP_INPUTS, _OP_OUTPUTS, _OP_INTERMEDIATES = 4, 6, 8, 20
 
 
-def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int) -> TensorRecord:
+def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int, ints: list[int]) -> TensorRecord:
     """One tensor read straight from its table (same record and checks as :func:`_tensor`)."""
     buf = raw.buf
     o = raw.slots(pos, 11)  # the vtable, read once: each field's offset in the table (0 = absent)
@@ -282,15 +326,15 @@ def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int) -> Ten
     if dtype is None:
         raise _Bad(f"subgraph {sg} tensor {index}: unknown tensor type {code}")
     buffer = _U32(buf, pos + o[2])[0] if o[2] else 0
-    if not 0 <= buffer < max(n_buffers, 1):
+    if buffer and not buffer < n_buffers:
         raise _Bad(f"subgraph {sg} tensor {index}: buffer index {buffer} out of range ({n_buffers} buffers)")
     shape = raw.ints_at(pos + o[0], "tensor shape") if o[0] else ()
     shape = raw.shapes.setdefault(shape, shape)
     quant = None
     if o[4]:
         q = raw.table(pos + o[4])
-        if _U16(buf, q - _I32(buf, q)[0])[0] <= 4:  # a table with no fields set
-            quant = Quantization(None, None)
+        if _U16(buf, q - _I32(buf, q)[0])[0] <= 4:  # a table with no fields set (converters write one per tensor)
+            quant = _NO_QUANTIZATION
         else:
             table = fb.QuantizationParameters()
             table.Init(buf, q)
@@ -301,7 +345,7 @@ def _raw_tensor(raw: _Raw, pos: int, sg: int, index: int, n_buffers: int) -> Ten
         name=raw.str_at(pos + o[3]) if o[3] else "",
         shape=shape,
         dtype=dtype,
-        buffer=buffer,
+        buffer=ints[buffer],
         quantization=quant,
         is_variable=bool(_U8(buf, pos + o[5])[0]) if o[5] else False,
         shape_signature=raw.ints_at(pos + o[7], "tensor shape_signature") if o[7] else None,
@@ -336,21 +380,25 @@ def _called_subgraphs(op: "fb.Operator", name: str, where: str) -> tuple[int, ..
     return tuple(called)
 
 
-def _subgraph(s: "fb.SubGraph", sg: int, opcodes: tuple[OperatorCodeRecord, ...], n_buffers: int, n_sub: int) -> SubgraphRecord:
+def _subgraph(s: "fb.SubGraph", sg: int, opcodes: tuple[OperatorCodeRecord, ...], n_buffers: int, n_sub: int,
+              ints: _Ints) -> SubgraphRecord:
     raw = _Raw(s._tab.Bytes)
-    vector_len(s, 0, 4, f"subgraph {sg} tensors")
-    tensors = tuple(_raw_tensor(raw, pos, sg, i, n_buffers)
+    n_tensors = vector_len(s, 0, 4, f"subgraph {sg} tensors")
+    n_ops = vector_len(s, 3, 4, f"subgraph {sg} operators")
+    table = ints.upto(max(n_tensors, n_ops, n_buffers, 1))
+    tensors = tuple(_raw_tensor(raw, pos, sg, table[i], n_buffers, table)
                     for i, pos in enumerate(raw.tables(s._tab.Pos, 4, f"subgraph {sg} tensors")))
     n_t = len(tensors)
+    shared = table.__getitem__
 
     def check(ids: tuple[int, ...], what: str) -> tuple[int, ...]:
+        """``ids`` checked against the tensors, made of the model's shared int objects."""
         for i in ids:
             if not -1 <= i < n_t:
                 raise _Bad(f"subgraph {sg} {what}: tensor index {i} out of range ({n_t} tensors)")
-        return ids
+        return tuple(map(shared, ids)) if ids else ()
 
     ops = []
-    vector_len(s, 3, 4, f"subgraph {sg} operators")
     for i, pos in enumerate(raw.tables(s._tab.Pos, 10, f"subgraph {sg} operators")):
         p = raw.field(pos, _OP_OPCODE)
         oc = _U32(raw.buf, p)[0] if p else 0
@@ -368,7 +416,7 @@ def _subgraph(s: "fb.SubGraph", sg: int, opcodes: tuple[OperatorCodeRecord, ...]
         ops.append(
             OperatorRecord(
                 subgraph=sg,
-                index=i,
+                index=table[i],
                 opcode_index=oc,
                 op_name=name,
                 inputs=check(raw.ints(pos, _OP_INPUTS, "op inputs") or (), f"operator {i} inputs"),
