@@ -248,7 +248,9 @@ def test_full_stdout_is_one_line(tmp_path):
 
 
 def test_stdout_closed_early_is_one_line():
-    proc = subprocess.Popen([sys.executable, "-m", "mtpsurgeon", "inspect", FIXTURES / "gemma4-mini.litertlm", "--json"],
+    # the full tensor listing (~730 KB) outgrows the 64 KiB pipe buffer, so the reader's close is always seen
+    proc = subprocess.Popen([sys.executable, "-m", "mtpsurgeon", "inspect", FIXTURES / "gemma4-mini.litertlm",
+                             "--tensors", "--all", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdout.read(10)
     proc.stdout.close()
