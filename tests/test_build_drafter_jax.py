@@ -54,3 +54,16 @@ def test_grafted_int4_build_decodes_like_the_ground_truth(checkpoint, tmp_path):
     assert on["error"] is None and off["error"] is None and on["has_speculative_decoding_support"] is True
     assert same_greedy(on["texts"], off["texts"])
     assert len(on["success_rates"]) == 1 and abs(on["success_rates"][0] - truth["success_rates"][0]) <= 0.02
+
+
+def test_f32_build_equals_transformers_past_the_window(float_checkpoint, tmp_path):
+    """The built drafter against Gemma4AssistantForCausalLM itself, at positions up to the cache length."""
+    from mtpsurgeon.analysis import analyze
+    from mtpsurgeon.extract.parity import check_parity
+
+    out = tmp_path / "f32.tflite"
+    cli("build-drafter", float_checkpoint, "--base", JAX / "hidden/no-drafter.litertlm", "-o", out, "--quant", "f32")
+    (rm,) = [rm for ma in analyze(out, base=JAX / "gemma4-mini.litertlm").models for rm in ma.roles.values()]
+    res = check_parity(float_checkpoint, out, rm, samples=30)
+    assert res.passed() and res.logits_max_abs < 1e-3, res.to_json()
+    assert max(res.positions) > 32

@@ -102,6 +102,7 @@ def test_jax_float_twin_parity_with_transformers(tmp_path):
     res = check_parity(out, src, rm, samples=30)
     assert res.passed(), res.to_json()
     assert len(set(res.positions)) > 1  # RoPE in the graph: compared at real positions, not only 0
+    assert max(res.positions) > DIMS["sliding_window"]  # and past the sliding window
 
 
 def test_names_hf_of_the_pruned_drafter_equals_the_live_drafters(tmp_path):

@@ -139,7 +139,9 @@ def check_parity(hf_dir: str | Path, drafter: bytes | str | Path, roles: RoleMap
     window = getattr(cfg, "sliding_window", None) or cache_len
     agree = 0
     for s in range(samples):
-        valid = int(rng.integers(1, min(cache_len, window) + 1))
+        # with RoPE the drafter knows its position, so it can be checked past the sliding window too; without
+        # it (position 0) its window would sit at the first key while transformers' sits at the last
+        valid = int(rng.integers(1, (cache_len if roped else min(cache_len, window)) + 1))
         pos = valid - 1 if roped else 0
         res.positions.append(pos)
         feed = _fill(details, rng, pos, valid)
