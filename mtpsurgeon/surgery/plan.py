@@ -10,7 +10,6 @@ from mtpsurgeon.analysis.report import Report
 from mtpsurgeon.analysis.roles.model import RoleMap
 from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
 from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
-from mtpsurgeon.surgery.drafter.spec import read_config
 from mtpsurgeon.surgery.graft_drafter import DrafterSource, load_drafter
 
 __all__ = ["NothingToRestore", "RestorePlan", "Step", "plan_restore"]
@@ -133,6 +132,9 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
             raise NothingToRestore(f"{path}: nothing hidden to restore — the drafter is mismatched ({report.verdict.summary})",
                                    False)
         raise NothingToRestore(f"{path}: nothing hidden to restore ({report.verdict.summary})", False)
+    if config is not None:
+        from mtpsurgeon.surgery.drafter.spec import read_config  # only here: the drafter package is large
+
     plan = RestorePlan(report, [], config=None if config is None else read_config(config))
     for f in hidden:
         if f.kind == "section_missing":
