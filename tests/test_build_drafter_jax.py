@@ -67,3 +67,20 @@ def test_f32_build_equals_transformers_past_the_window(float_checkpoint, tmp_pat
     res = check_parity(float_checkpoint, out, rm, samples=30)
     assert res.passed() and res.logits_max_abs < 1e-3, res.to_json()
     assert max(res.positions) > 32
+
+
+def test_build_then_extract_returns_the_checkpoint(checkpoint, tmp_path):
+    """checkpoint → build-drafter (f32) → extract --names hf: the same config.json (RoPE parameters read back
+    from the emitted tables, window from the emitted mask, layer scalars) and the same tensors."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    built, back = tmp_path / "built.tflite", tmp_path / "back"
+    cli("build-drafter", checkpoint, "--base", JAX / "hidden/no-drafter.litertlm", "-o", built, "--quant", "f32")
+    cli("extract", built, "--names", "hf", "--dtype", "f32", "-o", back)
+    assert json.loads((back / "config.json").read_text()) == json.loads((checkpoint / "config.json").read_text())
+    a, b = load_file(str(back / "model.safetensors")), load_file(str(checkpoint / "model.safetensors"))
+    assert set(a) == set(b)
+    for k in b:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=k)
