@@ -22,7 +22,7 @@ from mtpsurgeon.analysis.roles.model import Role
 from mtpsurgeon.formats.tflite.records import TensorRecord
 from mtpsurgeon.formats.tflite.schema import fb
 from mtpsurgeon.surgery.drafter.quantize import quantize_weight, scheme_for
-from mtpsurgeon.surgery.drafter.spec import DrafterSpec
+from mtpsurgeon.surgery.drafter.spec import CheckpointWeights, DrafterSpec
 from mtpsurgeon.surgery.ir import Model, Tensor
 from mtpsurgeon.surgery.ir.layers import Layers
 
@@ -117,7 +117,8 @@ class FloatWeights:
     def lm_head(self, L: Layers, softcap: float | None) -> Tensor:
         head = self.spec.weights["lm_head"]
         if softcap:  # fold 1/cap into the head: cap · tanh(hn · (E/cap)ᵀ)
-            head = np.divide(head, np.float32(softcap), dtype=np.float32)
+            fresh = isinstance(self.spec.weights, CheckpointWeights)  # a new array per read: divide it in place
+            head = np.divide(head, np.float32(softcap), out=head if fresh else None, dtype=np.float32)
         return self.matrix(L, "lm_head", head)
 
 

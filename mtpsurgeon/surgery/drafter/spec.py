@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,46 @@ class BlockSpec:
     layer_scalar: float = 1.0
 
 
+class CheckpointWeights(MutableMapping):
+    """Role label → float32 array, read from the checkpoint when asked for.
+
+    Nothing is held: each access reads the tensor afresh (a new array the caller
+    may change in place), so building a drafter keeps one float32 tensor in
+    memory at a time, not the whole checkpoint. Arrays set explicitly are kept.
+    """
+
+    def __init__(self) -> None:
+        self._src: dict[str, tuple[SafetensorsSet, str, tuple[int, ...]]] = {}
+        self._set: dict[str, np.ndarray] = {}
+
+    def add(self, label: str, st: SafetensorsSet, name: str, shape: tuple[int, ...]) -> None:
+        self._src[label] = (st, name, shape)
+
+    def numel(self, label: str) -> int:
+        return int(self._set[label].size) if label in self._set else int(np.prod(self._src[label][2]))
+
+    def __getitem__(self, label: str) -> np.ndarray:
+        if label in self._set:
+            return self._set[label]
+        st, name, shape = self._src[label]
+        return st.float32(name).reshape(shape)
+
+    def __setitem__(self, label: str, value: np.ndarray) -> None:
+        self._set[label] = value
+
+    def __delitem__(self, label: str) -> None:
+        if label not in self._set and label not in self._src:
+            raise KeyError(label)
+        self._set.pop(label, None)
+        self._src.pop(label, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._src, *self._set]))
+
+    def __len__(self) -> int:
+        return len(set(self._src) | set(self._set))
+
+
 @dataclass
 class DrafterSpec:
     """Architecture and role-keyed float32 weights of one assistant drafter."""
@@ -78,7 +119,7 @@ class DrafterSpec:
     eps: float
     softcap: float | None
     blocks: list[BlockSpec]
-    weights: dict[str, np.ndarray] = field(default_factory=dict)  #: role label → float32 array
+    weights: MutableMapping[str, np.ndarray] = field(default_factory=dict)  #: role label → float32 array
     source: str = ""
     notes: list[str] = field(default_factory=list)
     parameter_count: int = 0  #: kept when ``weights`` are released after emission
@@ -88,7 +129,9 @@ class DrafterSpec:
 
     @property
     def parameters(self) -> int:
-        return int(sum(w.size for w in self.weights.values())) or self.parameter_count
+        w = self.weights
+        count = sum(w.numel(k) if isinstance(w, CheckpointWeights) else int(w[k].size) for k in w)
+        return int(count) or self.parameter_count
 
 
 def read_config(path: str | os.PathLike) -> dict:
@@ -199,7 +242,9 @@ def _expected(spec: DrafterSpec) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 
 def _load_weights(spec: DrafterSpec, st: SafetensorsSet, text: dict) -> None:
+    """Check every expected tensor (presence, dtype, shape) now; read their data only when emitted."""
     checks: list[LinkCheck] = []
+    spec.weights = lazy = CheckpointWeights()
     for label, (name, shape) in _expected(spec).items():
         src = name
         if src not in st and label == "lm_head" and "lm_head.weight" in st:
@@ -218,7 +263,10 @@ def _load_weights(spec: DrafterSpec, st: SafetensorsSet, text: dict) -> None:
         if got != shape and not (len(shape) == 1 and int(np.prod(got)) == shape[0]):
             checks.append(LinkCheck(f"tensor '{src}' shape (config.json)", False, list(shape), list(got)))
             continue
-        spec.weights[label] = st.float32(src).reshape(shape)
+        if label.endswith("layer_scalar"):
+            spec.weights[label] = st.float32(src).reshape(shape)
+        else:
+            lazy.add(label, st, src, shape)
     if checks:
         raise BuildRefused(spec.source, checks)
     for b in spec.blocks:
