@@ -66,6 +66,7 @@ def _jsonable(v: Any, lazy: bool = False) -> Any:
 def tensor_json(ma: ModelAnalysis, t: TensorRecord, mtp_keys: set | None = None, orphan_keys: set | None = None) -> dict:
     """One tensor row (used by orphans and by --tensors), JSON-ready."""
     m = ma.model
+    b = m.buffers[t.buffer] if t.buffer > 0 else None  # one record per row: buffers are made on access
     row = {
         "section": ma.section_index,
         "subgraph": t.subgraph,
@@ -74,9 +75,9 @@ def tensor_json(ma: ModelAnalysis, t: TensorRecord, mtp_keys: set | None = None,
         "shape": list(t.shape),
         "dtype": t.dtype.name,
         "buffer": t.buffer,
-        "bytes": m.buffers[t.buffer].size if t.buffer else 0,
-        "storage": m.buffers[t.buffer].storage if t.buffer else "none",
-        "constant": m.has_data(t),
+        "bytes": b.size if b is not None else 0,
+        "storage": b.storage if b is not None else "none",
+        "constant": t.external_buffer != 0 or (b is not None and b.size > 0),
         "quantization": None if t.quantization is None or t.quantization.scheme == "none" else _jsonable(t.quantization.to_json()),
     }
     if t.has_spurious_quantization:

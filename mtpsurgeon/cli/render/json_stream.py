@@ -14,6 +14,7 @@ from typing import IO, Any
 from mtpsurgeon.cli.render.escape import is_row_stream
 
 _dumps = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": ")).encode
+_BATCH = 256  #: rows of a streamed listing written at once
 
 
 def write_json(data: Any, out: IO[str] | None = None, indent: int = 2) -> None:
@@ -38,11 +39,14 @@ def _write(v: Any, write, indent: int, level: int) -> None:
             sep = ","
         write(close + "}")
     elif is_row_stream(v):
-        sep = "["
+        sep, batch = "[", []
         for row in v:
-            write(sep + inner + _dumps(row))
+            batch.append(sep + inner + _dumps(row))
             sep = ","
-        write("[]" if sep == "[" else close + "]")
+            if len(batch) == _BATCH:  # one write per batch of rows: the calls, not the bytes, cost
+                write("".join(batch))
+                batch.clear()
+        write("".join(batch) + ("[]" if sep == "[" else close + "]"))
     elif isinstance(v, (list, tuple)):
         if not v:
             write("[]")
