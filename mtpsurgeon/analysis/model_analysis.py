@@ -81,8 +81,8 @@ def analyze_model(model: TFLiteModel, section: SectionRecord | None, base: BaseD
             rm = recognise_pruned(list(tie.tensors), tie.subgraph, tie.dims["D"], tie.dims["H"],
                                   base.vocab if base is not None else None, base.kv_heads if base is not None else None,
                                   model)
-            left = read_leftovers(model, [t for t in model.subgraphs[tie.subgraph].tensors if t.index not in rm.roles],
-                                  base.cache_len if base is not None else None)
+            left = read_leftovers(model, [t for t in tie.tensors if t.index not in rm.roles],  # the drafter's, not a
+                                  base.cache_len if base is not None else None)           # live graph's constants
             apply_leftovers(model, rm, left)
             ma.roles[tie.subgraph] = rm
     return ma
