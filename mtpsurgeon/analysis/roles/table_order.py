@@ -1,22 +1,27 @@
-"""Roles of anonymous norm scales in a pruned drafter, from the order of the tensor table.
+"""Roles of a pruned drafter's weights that no name places, from the order of the tensor table.
 
 With the operators gone, a drafter's RMS-norm scales are all [D] vectors (the q
 norms [head_dim]), and exporters such as jax2tf leave them without a
 meaningful name (``jax2tf_arg_17/ReadVariableOp``). What survives is the order
 in which the converter wrote them: TFLite converters emit constants in the
-order the graph first uses them, forwards or backwards. A drafter's norms are
-used in a fixed sequence, per block
+order the graph first uses them, forwards or backwards. A drafter uses its
+norms in a fixed sequence, per block
 
     input_layernorm, q_norm, post_attention_layernorm, pre_feedforward_layernorm, post_feedforward_layernorm
 
-and then the final norm. The table's vectors are matched against that
-sequence in both directions; a direction is accepted only if every position
-fits (width D for block norms, a width dividing the block's q projection for
-q norms) and every vector a name already placed sits where its role says.
-Exactly one direction must fit, else nothing is assigned. Learned scalars
-(``layer_scalar``, one per block) follow the same direction when their names
-mark them as variables, or else their values lie near 1, and there is exactly
-one per block.
+and then the final norm; its matrices as the pre-projection, then per block
+
+    q_proj, o_proj, gate_proj, up_proj, down_proj
+
+then the post-projection and LM head. The table is matched against those
+sequences in both directions; a reading is accepted only if every position
+fits (norms: width D, or for q norms a width dividing the block's q
+projection; matrices: shapes that chain, [D, 2H], [h·hd, D], [D, h·hd],
+[I, D], [I, D], [D, I] ...) and every tensor a name already placed sits where
+its role says. Exactly one reading must fit, else nothing is assigned.
+Learned scalars (``layer_scalar``, one per block) follow the norms' direction
+when their names mark them as variables, or else their values lie near 1, and
+there is exactly one per block.
 """
 from __future__ import annotations
 
@@ -29,10 +34,9 @@ from mtpsurgeon.formats.tflite.records import TensorRecord
 #: The norms of one block, in the order the forward pass uses them.
 BLOCK_NORMS = ("input_layernorm", "q_norm", "post_attention_layernorm", "pre_feedforward_layernorm",
                "post_feedforward_layernorm")
-_VARIABLE_MARKS = ("readvariableop", "jax2tf_arg", "variable")
-
-
+#: The matrices of one block, in the order the forward pass uses them.
 BLOCK_MATRICES = ("q_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_VARIABLE_MARKS = ("readvariableop", "jax2tf_arg", "variable")
 _Template = list[tuple[str, int | None]]
 
 
