@@ -152,6 +152,11 @@ def spec_from_roles(model: TFLiteModel, rm: RoleMap, config: dict | None = None)
                                _rope(weights, config, int(b.head_dim), b.layer_type, b.index),
                                window if b.layer_type == "sliding_attention" else None,
                                float(weights.value(scalar).reshape(-1)[0]) if scalar in by_label else 1.0))
+    unscaled = [b.index for b in specs if f"layers.{b.index}.layer_scalar" not in by_label]
+    if unscaled:
+        notes.append(f"no layer scalar recognised for blocks {unscaled}: 1.0 (none is applied)")
+    if all(b.rope is None for b in specs):
+        notes.append("no RoPE tables stored and none configured: q is not rotated")
     head, gate = by_label["lm_head"], by_label[f"layers.{blocks[0].index}.gate_proj"]
     spec = DrafterSpec(hidden=head.shape[1], backbone_hidden=by_label["post_projection"].shape[0], vocab=head.shape[0],
                        intermediate=gate.shape[0], eps=eps, softcap=softcap, blocks=specs, source=model.label or "")
