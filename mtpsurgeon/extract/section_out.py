@@ -15,14 +15,11 @@ from typing import Any, Callable
 
 from mtpsurgeon.errors import MalformedFileError, OutputError, UsageError
 from mtpsurgeon.formats.copy import FileRange, copy_range, sha256_file
-from mtpsurgeon.formats.litertlm.reader import LiteRTLMContainer, read_litertlm
-from mtpsurgeon.formats.litertlm.schema import MAGIC
-from mtpsurgeon.formats.mapped import MappedFile
-from mtpsurgeon.formats.regular import check_regular_file
+from mtpsurgeon.formats.identify import TFLITE_IDENTIFIER
+from mtpsurgeon.formats.litertlm.reader import LiteRTLMContainer
+from mtpsurgeon.formats.open import open_file
 from mtpsurgeon.outputs import OutputSet, atomic_output
 from mtpsurgeon.paths import safe_component
-
-TFLITE_IDENTIFIER = b"TFL3"  #: the TFLite schema's file_identifier, at bytes 4..8 of a model
 
 
 def section_file_name(base: str, index: int, model_type: str | None) -> str:
@@ -71,22 +68,6 @@ class SectionOut:
     input_sha256: str | None = None
 
 
-def _container(path: str | os.PathLike) -> LiteRTLMContainer:
-    check_regular_file(path)
-    source = MappedFile(path)
-    try:
-        head = bytes(source.view[:8])
-        if head == MAGIC:
-            return read_litertlm(source)
-    except BaseException:
-        source.close()
-        raise
-    source.close()
-    if head[4:8] == TFLITE_IDENTIFIER:
-        raise UsageError(f"{path}: --section needs a .litertlm container")
-    raise MalformedFileError(path, f"not a .tflite or .litertlm file (first bytes {head!r})")
-
-
 def copy_section_out(path: str | os.PathLike, section: str, out_dir: str | os.PathLike, *, force: bool = False,
                      hash_input: bool = False, progress: Callable[[int, int], None] | None = None) -> SectionOut:
     """Copy one TFLite section of the container at ``path`` into ``out_dir`` as ``<stem>.section<N>.<type>.tflite``.
@@ -99,7 +80,7 @@ def copy_section_out(path: str | os.PathLike, section: str, out_dir: str | os.Pa
     out_dir = Path(out_dir)
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise OutputError(out_dir, "exists and is not a directory")
-    container = _container(path)
+    container = open_file(path, container_for="--section")
     try:
         index = section_index(container, section)
         s = container.sections[index]

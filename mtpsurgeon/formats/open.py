@@ -2,30 +2,42 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Union
 
-from mtpsurgeon.errors import MalformedFileError
+from mtpsurgeon.errors import MalformedFileError, UsageError
+from mtpsurgeon.formats.identify import file_kind
 from mtpsurgeon.formats.litertlm.reader import LiteRTLMContainer, read_litertlm
-from mtpsurgeon.formats.litertlm.schema import MAGIC
 from mtpsurgeon.formats.mapped import MappedFile
 from mtpsurgeon.formats.regular import check_regular_file
-from mtpsurgeon.formats.tflite import TFLiteModel, read_tflite
-from mtpsurgeon.formats.tflite.schema import FILE_IDENTIFIER
 
-ModelFile = TFLiteModel | LiteRTLMContainer
+if TYPE_CHECKING:
+    from mtpsurgeon.formats.tflite import TFLiteModel
+
+ModelFile = Union["TFLiteModel", LiteRTLMContainer]
 
 
-def open_file(path: str | os.PathLike) -> ModelFile:
-    """Map ``path`` and parse it as a .litertlm container or a .tflite model."""
+def open_file(path: str | os.PathLike, *, container_for: str | None = None) -> ModelFile:
+    """Map ``path`` and parse it as a .litertlm container or a .tflite model.
+
+    ``container_for`` (what needs it, e.g. ``'--section'``) accepts only a
+    container: a .tflite model is then a usage error, and the TFLite reader
+    (numpy, the LiteRT schema) is never imported.
+    """
     check_regular_file(path)  # before any open(): a FIFO would block forever
     source = MappedFile(path)
     head = bytes(source.view[:8])
+    kind = file_kind(head)
     try:
-        if head == MAGIC:
+        if kind == "litertlm":
             return read_litertlm(source)
-        if len(head) == 8 and head[4:8] == FILE_IDENTIFIER:
+        if kind == "tflite" and container_for is None:
+            from mtpsurgeon.formats.tflite import read_tflite
+
             return read_tflite(source)
     except BaseException:
         source.close()
         raise
     source.close()
+    if kind == "tflite":
+        raise UsageError(f"{path}: {container_for} needs a .litertlm container")
     raise MalformedFileError(path, f"not a .tflite or .litertlm file (first bytes {head!r})")

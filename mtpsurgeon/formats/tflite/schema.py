@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ai_edge_litert import schema_py_generated as fb
 
-FILE_IDENTIFIER = b"TFL3"
+from mtpsurgeon.formats.identify import TFLITE_IDENTIFIER as FILE_IDENTIFIER  # noqa: F401  (re-exported)
 
 
 def _names(enum_cls: type) -> dict[int, str]:
