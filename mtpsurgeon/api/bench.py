@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mtpsurgeon.api.inspect import analysed
-from mtpsurgeon.engine.runner import INSTALL_HINT, engine_available, private_model_dir, run_engine
-from mtpsurgeon.engine.stats import BenchResult, EngineRun, PromptRun, engine_run, summarize
+from mtpsurgeon.engine.runner import INSTALL_HINT, WorkerOutput, engine_available
+from mtpsurgeon.engine.session import alternate_runs
+from mtpsurgeon.engine.stats import BenchResult, summarize
 from mtpsurgeon.errors import (EngineError, EngineUnavailableError, SpeculativeDecodingUnavailableError,
                                UsageError)
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
@@ -89,26 +90,18 @@ def bench(path: str | os.PathLike, *, prompts: Sequence[str] | None = None, max_
     steps, budget = _facts(path)
     if not engine_available():
         raise EngineUnavailableError(f"bench needs the LiteRT-LM engine (litert-lm-api): {INSTALL_HINT}")
-    runs: list[EngineRun] = []
-    with private_model_dir(path) as model:
-        for repeat in range(repeats):
-            order = (False, True) if repeat % 2 == 0 else (True, False)  # alternate to cancel drift
-            for speculative in order:
-                if progress is not None:
-                    progress(f"repeat {repeat + 1}/{repeats}: MTP {'on' if speculative else 'off'}")
-                out = run_engine(model, speculative=speculative, prompts=prompts, max_tokens=max_tokens,
-                                 max_num_tokens=max_num_tokens or budget, backend=backend,
-                                 chat_template=chat_template, timeout=timeout)
-                mode = "on" if speculative else "off"
-                if out.error is not None:
-                    if "tf_lite_mtp_drafter not found" in out.error:
-                        raise SpeculativeDecodingUnavailableError(
-                            f"{path}: speculative decoding is unavailable: the engine found no drafter")
-                    raise EngineError(f"{path}: the LiteRT-LM engine failed with MTP {mode}: {out.error}")
-                if speculative and out.result.get("has_speculative_decoding_support") is False:
-                    raise SpeculativeDecodingUnavailableError(
-                        f"{path}: speculative decoding is unavailable: the engine reports no support for it")
-                rate = out.success_rates[-1] if speculative and out.success_rates else None
-                rows = [PromptRun.from_json(p) for p in out.result.get("prompts", [])]
-                runs.append(engine_run(speculative, repeat + 1, rows, rate, steps))
+
+    def check(out: WorkerOutput, mode: str) -> None:
+        if out.error is not None:
+            if "tf_lite_mtp_drafter not found" in out.error:
+                raise SpeculativeDecodingUnavailableError(
+                    f"{path}: speculative decoding is unavailable: the engine found no drafter")
+            raise EngineError(f"{path}: the LiteRT-LM engine failed with MTP {mode}: {out.error}")
+        if mode == "on" and out.result.get("has_speculative_decoding_support") is False:
+            raise SpeculativeDecodingUnavailableError(
+                f"{path}: speculative decoding is unavailable: the engine reports no support for it")
+
+    runs = alternate_runs(path, prompts, max_tokens=max_tokens, repeats=repeats, max_num_tokens=max_num_tokens or budget,
+                          draft_steps=steps, check=check, backend=backend, chat_template=chat_template,
+                          timeout=timeout, progress=progress)
     return summarize(str(path), backend, steps, max_tokens, runs)

@@ -3,11 +3,10 @@
     m = measure("g1.litertlm", ["w1 w2", "w3 w4"])
     m.tok_s_on, m.tok_s_off, m.success_rate, m.identical
 
-The same engine runs and figures as ``mtpsurgeon bench`` (:mod:`mtpsurgeon.engine`):
-every (mode, repeat) is one engine in its own child process
-(:func:`~mtpsurgeon.engine.runner.run_engine`), on a private symlink of the
-model, modes alternating order between repeats; tokens/s are the engine's own
-decode benchmark, the median over repeats (:func:`~mtpsurgeon.engine.stats.summarize`).
+The same engine session and figures as ``mtpsurgeon bench``
+(:func:`~mtpsurgeon.engine.session.alternate_runs`: MTP off and on in child
+processes, alternating); tokens/s are the engine's own decode benchmark, the
+median over repeats (:func:`~mtpsurgeon.engine.stats.summarize`).
 """
 from __future__ import annotations
 
@@ -16,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from mtpsurgeon.engine.runner import INSTALL_HINT, engine_available, private_model_dir, run_engine
-from mtpsurgeon.engine.stats import BenchResult, EngineRun, PromptRun, engine_run, summarize
+from mtpsurgeon.engine.runner import INSTALL_HINT, WorkerOutput, engine_available
+from mtpsurgeon.engine.session import alternate_runs
+from mtpsurgeon.engine.stats import BenchResult, summarize
 from mtpsurgeon.errors import EngineError, EngineUnavailableError, MtpSurgeonError
 
 
@@ -78,18 +78,11 @@ def measure(path: str | os.PathLike, prompts: Sequence[str], *, max_tokens: int 
     if not engine_available():
         raise EngineUnavailableError(f"tune --search needs the LiteRT-LM engine (litert-lm-api): {INSTALL_HINT}")
     steps, context = _base_facts(path)
-    runs: list[EngineRun] = []
-    with private_model_dir(path) as model:
-        for repeat in range(repeats):
-            for speculative in ((False, True) if repeat % 2 == 0 else (True, False)):  # alternate to cancel drift
-                mode = "on" if speculative else "off"
-                if progress is not None:
-                    progress(f"repeat {repeat + 1}/{repeats}: MTP {mode}")
-                out = run_engine(model, speculative=speculative, prompts=list(prompts), max_tokens=max_tokens,
-                                 max_num_tokens=context, timeout=timeout)
-                if out.error is not None:
-                    raise EngineError(f"{path}: the LiteRT-LM engine failed with MTP {mode}: {out.error}")
-                rate = out.success_rates[-1] if speculative and out.success_rates else None
-                rows = [PromptRun.from_json(p) for p in out.result.get("prompts", [])]
-                runs.append(engine_run(speculative, repeat + 1, rows, rate, steps))
+
+    def check(out: WorkerOutput, mode: str) -> None:
+        if out.error is not None:
+            raise EngineError(f"{path}: the LiteRT-LM engine failed with MTP {mode}: {out.error}")
+
+    runs = alternate_runs(path, prompts, max_tokens=max_tokens, repeats=repeats, max_num_tokens=context,
+                          draft_steps=steps, check=check, timeout=timeout, progress=progress)
     return Measurement.from_bench(summarize(str(path), "cpu", steps, max_tokens, runs))
