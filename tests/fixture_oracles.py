@@ -93,6 +93,14 @@ def raw(m, t):
     return np.asarray(m.buffers[t.buffer].data, dtype=np.uint8).tobytes()
 
 
+def builder_sections(path) -> list[tuple[str | None, int, bytes]]:
+    """(model_type, begin offset, bytes) per section, located by litert-lm-builder's own header reader."""
+    meta = litertlm_peek.read_litertlm_header(str(path), io.StringIO())
+    data = Path(path).read_bytes()
+    objects = [meta.SectionMetadata().Objects(i) for i in range(meta.SectionMetadata().ObjectsLength())]
+    return [(litertlm_peek.get_model_type(o), o.BeginOffset(), data[o.BeginOffset():o.EndOffset()]) for o in objects]
+
+
 def sections(path):
     meta = litertlm_peek.read_litertlm_header(str(path), io.StringIO())
     sm = meta.SectionMetadata()

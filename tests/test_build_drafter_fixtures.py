@@ -6,7 +6,6 @@ success rate)."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import subprocess
@@ -18,12 +17,11 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.interpreter import Interpreter
-from litert_lm_builder import litertlm_peek
 from safetensors.numpy import load_file, save_file
 
 from conftest import FIXTURES
 from mtpsurgeon.surgery.drafter.quantize import quantize_weight
-from fixture_oracles import base_run
+from fixture_oracles import base_run, builder_sections
 from test_fixtures import EXPECTED, TORCH
 
 
@@ -203,14 +201,7 @@ def test_quantized_builds_within_quantization_error_of_f32(float_ckpt, tmp_path,
 
 # ----------------------------------------------------------------------------- graft + engine
 def peek(path: Path) -> list[tuple[str | None, str, int]]:
-    meta = litertlm_peek.read_litertlm_header(str(path), io.StringIO())
-    data = path.read_bytes()
-    out = []
-    for i in range(meta.SectionMetadata().ObjectsLength()):
-        s = meta.SectionMetadata().Objects(i)
-        out.append((litertlm_peek.get_model_type(s), hashlib.sha256(data[s.BeginOffset():s.EndOffset()]).hexdigest(),
-                    s.BeginOffset()))
-    return out
+    return [(t, hashlib.sha256(data).hexdigest(), begin) for t, begin, data in builder_sections(path)]
 
 
 @lru_cache(maxsize=None)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from litert_lm_builder import litertlm_builder as B
-from litert_lm_builder import litertlm_peek
 from safetensors import safe_open
 
 from conftest import FIXTURES
+from fixture_oracles import builder_sections as oracle_sections
 from mtpsurgeon.formats.copy import FileRange, copy_range, sha256_file
 from mtpsurgeon.formats.litertlm.writer import Retag, rewrite_container
 from mtpsurgeon.formats.open import open_file
@@ -27,14 +27,9 @@ DRAFTER = FIXTURES / "mtp_drafter.tflite"
 
 def builder_sections(path: Path) -> list[tuple[str | None, bytes]]:
     """(model_type, bytes) per section, located by litert-lm-builder's own header reader."""
-    meta = litertlm_peek.read_litertlm_header(str(path), io.StringIO())
-    data = path.read_bytes()
-    out = []
-    for i in range(meta.SectionMetadata().ObjectsLength()):
-        s = meta.SectionMetadata().Objects(i)
-        assert s.BeginOffset() % (16 * 1024) == 0
-        out.append((litertlm_peek.get_model_type(s), data[s.BeginOffset():s.EndOffset()]))
-    return out
+    out = oracle_sections(path)
+    assert all(begin % (16 * 1024) == 0 for _, begin, _ in out)
+    return [(model_type, data) for model_type, _, data in out]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the LiteRT interpreter, litert-lm-builder's peek code, the LiteRT-LM engine and 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import subprocess
@@ -14,10 +13,10 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.interpreter import Interpreter
-from litert_lm_builder import litertlm_peek
 from safetensors.numpy import load_file
 
 from conftest import FIXTURES
+from fixture_oracles import builder_sections
 
 PROBE = Path(__file__).with_name("fixture_engine_probe.py")
 PROMPTS = FIXTURES / "prompts.txt"
@@ -31,24 +30,18 @@ def cli(*args, expect=0):
 
 def peek_sections(path: Path) -> list[tuple[str | None, str]]:
     """(model_type, sha256) per section, read by the official litert-lm-builder code."""
-    meta = litertlm_peek.read_litertlm_header(str(path), io.StringIO())
-    data = path.read_bytes()
     out = []
-    for i in range(meta.SectionMetadata().ObjectsLength()):
-        s = meta.SectionMetadata().Objects(i)
-        assert s.BeginOffset() % (16 * 1024) == 0
-        out.append((litertlm_peek.get_model_type(s), hashlib.sha256(data[s.BeginOffset():s.EndOffset()]).hexdigest()))
+    for model_type, begin, data in builder_sections(path):
+        assert begin % (16 * 1024) == 0
+        out.append((model_type, hashlib.sha256(data).hexdigest()))
     return out
 
 
 def section_bytes(path: Path, model_type: str) -> bytes:
-    meta = litertlm_peek.read_litertlm_header(str(path), io.StringIO())
-    data = path.read_bytes()
-    for i in range(meta.SectionMetadata().ObjectsLength()):
-        s = meta.SectionMetadata().Objects(i)
-        if litertlm_peek.get_model_type(s) == model_type:
-            return data[s.BeginOffset():s.EndOffset()]
-    raise AssertionError(f"no {model_type} section in {path}")
+    found = [data for t, _, data in builder_sections(path) if t == model_type]
+    if not found:
+        raise AssertionError(f"no {model_type} section in {path}")
+    return found[0]
 
 
 def drafter_outputs(model_bytes: bytes) -> dict[str, np.ndarray]:
