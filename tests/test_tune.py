@@ -48,25 +48,25 @@ def test_tflite_matches_litert_torch_export(tmp_path, tokens):
                 .get_input_details()["input_pos"]["shape"]) == [tokens]
 
 
-@pytest.fixture(scope="module")
-def tuned_containers(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tuned")
+def tune_each(container: Path, folder: Path, steps=(1, 2, 4)) -> dict[int, Path]:
+    """``tune --draft-steps G`` of ``container`` for each G, written into ``folder``."""
     out = {}
-    for g in (1, 2, 4):
-        out[g] = d / f"g{g}.litertlm"
-        cli("tune", CONTAINER, "--draft-steps", g, "-o", out[g])
+    for g in steps:
+        out[g] = folder / f"g{g}.litertlm"
+        cli("tune", container, "--draft-steps", g, "-o", out[g])
     return out
 
 
-def test_container_sections_untouched_and_links_pass(tuned_containers):
-    src = peek_sections(CONTAINER)
-    for g, path in tuned_containers.items():
+def assert_sections_untouched_and_links_pass(container: Path, tuned: dict[int, Path]) -> None:
+    """Only the prefill/decode section changed, its verify takes G + 1 tokens, and every link check passes."""
+    src = peek_sections(container)
+    for g, path in tuned.items():
         got = peek_sections(path)
         assert [t for t, _ in got] == [t for t, _ in src]
         changed = [t for (t, a), (_, b) in zip(src, got) if a != b]
         assert changed == [PD]
-        pd = section_bytes(path, PD)
-        assert summarize(pd)["graphs"][0]["tensors"][summarize(pd)["io"]["inputs"]["input_pos"]]["shape"] == [g + 1]
+        s = summarize(section_bytes(path, PD))
+        assert s["graphs"][0]["tensors"][s["io"]["inputs"]["input_pos"]]["shape"] == [g + 1]
         rep = json.loads(cli("inspect", path, "--json").stdout)
         assert rep["mtp"]["verdict"] == "ready" and rep["base"]["verify_len"] == g + 1
         links = [c for f in rep["mtp"]["findings"] for c in f["links"]]
@@ -74,12 +74,26 @@ def test_container_sections_untouched_and_links_pass(tuned_containers):
         assert any(c["check"].startswith("draft steps") and c["actual"] == g for c in links)
 
 
-@pytest.mark.parametrize("g", [1, 2, 4])
-def test_engine_greedy_identical_with_mtp(tuned_containers, tmp_path, g):
-    on, off = engine(tuned_containers[g], "on"), engine(tuned_containers[g], "off")
+def assert_engine_greedy_identical(path: Path, *prompts: Path) -> None:
+    """The engine's greedy text with speculative decoding on equals off; a success rate in (0, 1]."""
+    on, off = engine(path, "on", *prompts), engine(path, "off", *prompts)
     assert on["error"] is None and off["error"] is None and on["has_speculative_decoding_support"]
     assert same_greedy(on["texts"], off["texts"])
     assert on["success_rates"] and 0 < on["success_rates"][-1] <= 1
+
+
+@pytest.fixture(scope="module")
+def tuned_containers(tmp_path_factory):
+    return tune_each(CONTAINER, tmp_path_factory.mktemp("tuned"))
+
+
+def test_container_sections_untouched_and_links_pass(tuned_containers):
+    assert_sections_untouched_and_links_pass(CONTAINER, tuned_containers)
+
+
+@pytest.mark.parametrize("g", [1, 2, 4])
+def test_engine_greedy_identical_with_mtp(tuned_containers, g):
+    assert_engine_greedy_identical(tuned_containers[g])
 
 
 def test_zero_draft_steps_refused(tmp_path):

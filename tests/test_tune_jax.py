@@ -17,7 +17,8 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import FIXTURES, REPO
-from test_restore_fixtures import cli, engine, peek_sections, same_greedy, section_bytes
+from test_restore_fixtures import cli
+from test_tune import assert_engine_greedy_identical, assert_sections_untouched_and_links_pass, tune_each
 
 sys.path.insert(0, str(REPO))
 from fixtures.build.verify_variants import canonical, read_summary, summarize  # noqa: E402
@@ -28,7 +29,6 @@ JAX = FIXTURES / "jax"
 BASE = JAX / "base_prefill_decode.tflite"
 CONTAINER = JAX / "gemma4-mini.litertlm"
 PROMPTS = JAX / "prompts.txt"
-PD = "tf_lite_prefill_decode"
 
 
 def float_boundary_twin(data: bytes) -> bytes:
@@ -133,35 +133,16 @@ def test_heads_equal_to_t_is_told_apart_by_layout():
 
 @pytest.fixture(scope="module")
 def tuned_containers(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tuned-jax")
-    out = {}
-    for g in (1, 2, 4):
-        out[g] = d / f"g{g}.litertlm"
-        cli("tune", CONTAINER, "--draft-steps", g, "-o", out[g])
-    return out
+    return tune_each(CONTAINER, tmp_path_factory.mktemp("tuned-jax"))
 
 
 def test_container_sections_untouched_and_links_pass(tuned_containers):
-    src = peek_sections(CONTAINER)
-    for g, path in tuned_containers.items():
-        got = peek_sections(path)
-        assert [t for t, _ in got] == [t for t, _ in src]
-        assert [t for (t, a), (_, b) in zip(src, got) if a != b] == [PD]
-        s = summarize(section_bytes(path, PD))
-        assert s["graphs"][0]["tensors"][s["io"]["inputs"]["input_pos"]]["shape"] == [g + 1]
-        rep = json.loads(cli("inspect", path, "--json").stdout)
-        assert rep["mtp"]["verdict"] == "ready" and rep["base"]["verify_len"] == g + 1
-        links = [c for f in rep["mtp"]["findings"] for c in f["links"]]
-        assert links and all(c["passed"] for c in links)
-        assert any(c["check"].startswith("draft steps") and c["actual"] == g for c in links)
+    assert_sections_untouched_and_links_pass(CONTAINER, tuned_containers)
 
 
 @pytest.mark.parametrize("g", [1, 2, 4])
 def test_engine_greedy_identical_with_mtp(tuned_containers, g):
-    on, off = engine(tuned_containers[g], "on", PROMPTS), engine(tuned_containers[g], "off", PROMPTS)
-    assert on["error"] is None and off["error"] is None and on["has_speculative_decoding_support"]
-    assert same_greedy(on["texts"], off["texts"])
-    assert on["success_rates"] and 0 < on["success_rates"][-1] <= 1
+    assert_engine_greedy_identical(tuned_containers[g], PROMPTS)
 
 
 def test_float_twin_equals_the_schema_built_one():
