@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,6 +182,22 @@ def build_containers(work: Path, size: int) -> tuple[Path, Path, int]:
     return out[0], out[1], sections
 
 
+def _int_vector(b, values: list[int]) -> int:
+    """An int32 vector in flatbuffers builder ``b``."""
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependInt32(v)
+    return b.EndVector()
+
+
+def _offset_vector(b, offsets: list[int]) -> int:
+    """A vector of table offsets in flatbuffers builder ``b``."""
+    b.StartVector(4, len(offsets), 4)
+    for o in reversed(offsets):
+        b.PrependUOffsetTRelative(o)
+    return b.EndVector()
+
+
 def build_big_model(path: Path, nbytes: int) -> None:
     """A valid .tflite of about ``nbytes``: y = x + c, c a FLOAT32 constant of ``nbytes // 4`` values."""
     import flatbuffers
@@ -190,17 +207,7 @@ def build_big_model(path: Path, nbytes: int) -> None:
     n = nbytes // 4
     b = flatbuffers.Builder(nbytes + (1 << 16))
 
-    def ivec(values: list[int]) -> int:
-        b.StartVector(4, len(values), 4)
-        for v in reversed(values):
-            b.PrependInt32(v)
-        return b.EndVector()
-
-    def ovec(offsets: list[int]) -> int:
-        b.StartVector(4, len(offsets), 4)
-        for o in reversed(offsets):
-            b.PrependUOffsetTRelative(o)
-        return b.EndVector()
+    ivec, ovec = partial(_int_vector, b), partial(_offset_vector, b)
 
     data = b.CreateNumpyVector(np.frombuffer(np.random.default_rng(0).standard_normal(n, np.float32).tobytes(), np.uint8))
     fb.BufferStart(b)
@@ -261,17 +268,7 @@ def build_200k(path: Path, tensors: int = 200_000, orphans: bool = False) -> Non
     b = flatbuffers.Builder(1 << 24)
     adds = tensors // 2
 
-    def ivec(values: list[int]) -> int:
-        b.StartVector(4, len(values), 4)
-        for v in reversed(values):
-            b.PrependInt32(v)
-        return b.EndVector()
-
-    def ovec(offsets: list[int]) -> int:
-        b.StartVector(4, len(offsets), 4)
-        for o in reversed(offsets):
-            b.PrependUOffsetTRelative(o)
-        return b.EndVector()
+    ivec, ovec = partial(_int_vector, b), partial(_offset_vector, b)
 
     shape = ivec([1, 4])
     payload = np.full(4, 1e-6, np.float32).tobytes()
