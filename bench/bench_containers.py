@@ -117,39 +117,6 @@ def _filler(path: Path, size: int) -> None:
             left -= len(block)
 
 
-def _untag_in_place(path: Path) -> None:
-    """Delete the drafter section's model_type item, rewriting only the header (offsets unchanged)."""
-    import flatbuffers
-    from litert_lm_builder import litertlm_header_schema_py_generated as hs
-
-    if not hasattr(hs, "VDataCreator"):
-        hs.VDataCreator = hs.VdataCreator  # 0.18.1's object API misspells it
-    with open(path, "r+b") as f:
-        head = f.read(32)
-        end = int.from_bytes(head[24:32], "little")
-        meta = hs.LiteRTLMMetaDataT.InitFromObj(hs.LiteRTLMMetaData.GetRootAs(f.read(end - 32), 0))
-        hits = 0
-        for obj in meta.sectionMetadata.objects:
-            keep = []
-            for item in obj.items or []:
-                key = item.key.decode() if isinstance(item.key, bytes) else item.key
-                val = getattr(item.value, "value", None)
-                val = val.decode() if isinstance(val, bytes) else val
-                if key == "model_type" and val == "tf_lite_mtp_drafter":
-                    hits += 1
-                    continue
-                keep.append(item)
-            obj.items = keep
-        assert hits == 1
-        b = flatbuffers.Builder(1 << 14)
-        b.Finish(meta.Pack(b))
-        fb = bytes(b.Output())
-        first = min(o.beginOffset for o in meta.sectionMetadata.objects)
-        assert 32 + len(fb) <= first
-        f.seek(24)
-        f.write((32 + len(fb)).to_bytes(8, "little") + fb + b"\0" * (first - 32 - len(fb)))
-
-
 def build_containers(work: Path, size: int) -> tuple[Path, Path, int]:
     """(graft input, re-tag input, sections in the re-tag input) of about ``size`` bytes."""
     from litert_lm_builder import litertlm_builder as B
@@ -178,7 +145,10 @@ def build_containers(work: Path, size: int) -> tuple[Path, Path, int]:
     filler.unlink()
     big.unlink()
     shutil.rmtree(unpacked)
-    _untag_in_place(out[1])
+    sys.path.insert(0, str(REPO))
+    from fixtures.build.hide import untag_in_place  # the fixture generator's own untagging (header only)
+
+    untag_in_place(out[1])
     return out[0], out[1], sections
 
 
