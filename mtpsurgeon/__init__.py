@@ -25,6 +25,7 @@ valid model, exit 2), :class:`UsageError` (exit 2), :class:`OutputExistsError`
 import sys
 import types
 
+from mtpsurgeon._lazy import lazy_attributes
 from mtpsurgeon._version import __version__
 from mtpsurgeon.errors import (
     EngineError,
@@ -59,20 +60,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    """Import an API entry point on first use (PEP 562); cached in the module afterwards."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtpsurgeon' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
 
 
 class _Facade(types.ModuleType):

@@ -2,7 +2,7 @@
 those inside functions and TYPE_CHECKING blocks):
 
     cli -> mtpsurgeon (facade) -> api -> extract, engine -> surgery -> analysis -> formats
-        -> outputs, errors, jsonrecord, _version
+        -> outputs, errors, jsonrecord, _version, _lazy
 
 No module imports a module of a higher layer, the CLI reaches the library only
 through the API, and no two modules import each other (directly or in a circle).
@@ -34,6 +34,7 @@ RANKS = {
     "errors": 10,
     "jsonrecord": 10,
     "_version": 10,
+    "_lazy": 10,
 }
 CLI_MAY_IMPORT = {"cli", "api", "", "errors", "_version"}
 

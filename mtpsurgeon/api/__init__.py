@@ -13,6 +13,8 @@ import importlib
 import sys
 import types
 
+from mtpsurgeon._lazy import lazy_attributes
+
 __all__ = ["bench", "build_drafter", "extract", "inspect", "inspect_json", "list_tensors", "tensor_rows", "restore",
            "BenchResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"]
 
@@ -24,17 +26,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str):
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'mtpsurgeon.api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, {k: f"{__name__}.{v}" for k, v in _HOME.items()}, __all__)
 
 
 def _function_over_module(name: str) -> property:

@@ -5,7 +5,7 @@ Each name is imported on first use, so copying a section out
 """
 from __future__ import annotations
 
-import importlib
+from mtpsurgeon._lazy import lazy_attributes
 
 __all__ = [
     "DequantResult", "dequantize", "iter_dequantized", "raw_companions",
@@ -22,14 +22,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str):
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, {k: f"{__name__}.{v}" for k, v in _HOME.items()}, __all__)
