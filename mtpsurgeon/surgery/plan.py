@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 from mtpsurgeon.analysis.findings import Finding
 from mtpsurgeon.analysis.links import LinkCheck, link_checks
+from mtpsurgeon.analysis.model_analysis import ModelAnalysis
 from mtpsurgeon.analysis.report import Report
 from mtpsurgeon.analysis.roles.model import RoleMap
 from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
 from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
+from mtpsurgeon.formats.tflite import TFLiteModel
 from mtpsurgeon.surgery.graft_drafter import DrafterSource, load_drafter
 
 __all__ = ["NothingToRestore", "RestorePlan", "Step", "plan_restore"]
@@ -66,9 +68,13 @@ def _unused(option: str, value: str, why: str) -> UsageError:
     return UsageError(f"{option} {value}: not used because {why}; leave it out or point it at what it is for")
 
 
-def _roles_of(report: Report, f: Finding) -> RoleMap:
+def holds_only_weights(model: TFLiteModel) -> bool:
+    """One subgraph, no operators, no signatures: a pruned drafter a rebuilt one may replace whole."""
+    return len(model.subgraphs) == 1 and not model.subgraphs[0].operators and not model.signatures
+
+
+def _roles_of(report: Report, f: Finding, ma: ModelAnalysis | None) -> RoleMap:
     """The roles of a pruned drafter's weights; refused when shapes, names and table order cannot place them all."""
-    ma = next((m for m in report.models if m.section_index == f.section), None)
     rm = None if ma is None else ma.roles.get(f.subgraph)
     if rm is None:
         raise SurgeryError(f"{report.file.path}: no roles were recognised for the pruned drafter at {f.where}; "
@@ -87,14 +93,12 @@ def _roles_of(report: Report, f: Finding) -> RoleMap:
                        "docs/recipes.md) to rebuild it")
 
 
-def _rebuild_step(report: Report, f: Finding, rm: RoleMap) -> Step:
+def _rebuild_step(report: Report, f: Finding, ma: ModelAnalysis, rm: RoleMap) -> Step:
     """Rebuild a pruned drafter from its roles: in place when its weights are all their model holds, else (in a
     container without a drafter) as a new drafter section. A model with live operators is never replaced."""
     path = report.file.path
-    ma = next(m for m in report.models if m.section_index == f.section)
-    alone = len(ma.model.subgraphs) == 1 and not ma.model.subgraphs[0].operators and not ma.model.signatures
     n = len(rm.roles)
-    if alone:
+    if holds_only_weights(ma.model):
         return Step("rebuild", f"rebuild the drafter of {f.where} from its {n} stored weights, placed by their "
                                "recognised roles", f, roles=rm)
     if f.section is not None and not any(s.model_type == MTP_DRAFTER for s in report.file.tflite_sections()):
@@ -160,11 +164,12 @@ def plan_restore(report: Report, *, drafter: str | None = None, signature_name: 
                 raise UsageError(f"{path}: {len(f.tensors)} orphan tensors at {f.where} are named like MTP weights but "
                                  "match no built-in layout; describe it in a recipe file and pass --recipe FILE")
             if f.kind == "pruned_ops" and recipe is None:
-                rm = _roles_of(report, f)
+                ma = next((m for m in report.models if m.section_index == f.section), None)
+                rm = _roles_of(report, f, ma)
                 if report.base is None:
                     raise UsageError(f"{path}: rebuilding the pruned drafter at {f.where} needs the base model's KV "
                                      "caches and cache length; pass --base MODEL")
-                plan.steps.append(_rebuild_step(report, f, rm))
+                plan.steps.append(_rebuild_step(report, f, ma, rm))
                 continue
             name = recipe or default_recipe_for(f.kind)
             plan.steps.append(Step("rebuild", f"rebuild the operators of {f.where} from recipe '{name}' "

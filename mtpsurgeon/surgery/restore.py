@@ -23,7 +23,7 @@ from mtpsurgeon.outputs import OutputSet
 from mtpsurgeon.surgery.expose_signature import expose_subgraph
 from mtpsurgeon.surgery.graft_drafter import graft_edit
 from mtpsurgeon.surgery.ir import Model
-from mtpsurgeon.surgery.plan import RestorePlan
+from mtpsurgeon.surgery.plan import RestorePlan, holds_only_weights
 from mtpsurgeon.surgery.retag_section import retag_edit
 from mtpsurgeon.surgery.verify import SignatureRun, run_signatures
 
@@ -89,8 +89,7 @@ def _rebuild_drafter(model: TFLiteModel, step, steps, base, notes: list[str],
     from mtpsurgeon.surgery.drafter.emit import SIGNATURE
     from mtpsurgeon.surgery.drafter.from_roles import rebuild_from_roles
 
-    replaces = not step.new_section
-    if replaces and (len(steps) > 1 or len(model.subgraphs) > 1 or any(sg.operators for sg in model.subgraphs)):
+    if not step.new_section and (len(steps) > 1 or not holds_only_weights(model)):  # the plan decided; make sure
         raise SurgeryError(f"{model.path}: the pruned drafter at {step.finding.where} shares its model with other "
                            "subgraphs, operators or steps; rebuild it with a recipe (--recipe FILE) instead")
     try:
