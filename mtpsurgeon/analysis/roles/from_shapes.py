@@ -26,7 +26,6 @@ from mtpsurgeon.formats.tflite.records import TensorRecord
 #: Roles that belong to the whole drafter, not to a block.
 _TOP = {"pre_projection", "post_projection", "lm_head", "rope_table"}
 _LAYER = re.compile(r"layers?[._/]?(\d+)", re.IGNORECASE)
-_OPEN = Role("", None, "")
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -42,13 +41,12 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
     # blockwise scales are quantization parameters of a weight, not weights
     scales = {t.quantization.block_scales_tensor for t in tensors
               if t.quantization is not None and t.quantization.scheme == "blockwise"}
-    every = sorted((t for t in tensors if t.index not in scales), key=lambda t: t.index)
-    tensors = every
+    every = sorted((t for t in tensors if t.index not in scales), key=lambda t: t.index)  # in table order
     rm = RoleMap(subgraph, "shapes")
     rm.arch.update(hidden=D, backbone_hidden=H, vocab=vocab)
     # Converter constants (shape vectors, axes, eps and fill scalars) are not weights; a learned scalar
     # (layer_scalar) is placed only when its name says so.
-    tensors = [t for t in tensors if t.dtype.name not in ("INT32", "INT64")
+    tensors = [t for t in every if t.dtype.name not in ("INT32", "INT64")
                and (t.num_elements > 1 or name_role(t.name) == "layer_scalar")]
     taken: set[int] = set()
 
@@ -96,9 +94,7 @@ def recognise_pruned(tensors: list[TensorRecord], subgraph: int, D: int, H: int,
     if len(finals) == 1:
         rm.roles[finals[0].index] = Role("final_norm", None, f"name '{finals[0].name}' is a norm outside any block", "name")
         rm.unassigned = [(i, w) for i, w in rm.unassigned if i != finals[0].index]
-    matrices = [t for t in tensors if len(_squeezed(tuple(t.shape))) == 2 and rm.roles.get(t.index, _OPEN).kind
-                not in ("rope_table",)]
-    place_matrices_by_table_order(rm, matrices, D, vocab)
+    place_matrices_by_table_order(rm, [t for t in tensors if len(_squeezed(tuple(t.shape))) == 2], D, vocab)
     place_by_table_order(rm, every, D, None if model is None else
                          (lambda t: float(model.tensor_array(t).reshape(-1)[0])))
     rm.unassigned = [(i, why) for i, why in rm.unassigned if i not in rm.roles]
