@@ -6,7 +6,8 @@ model may abort the engine (SIGABRT), which must not take the caller down.
 It uses only the standard library and ``litert_lm`` (PyPI ``litert-lm-api``).
 
 REQUEST keys: model, speculative (bool), prompts, max_tokens, max_num_tokens
-(or null), backend ('cpu' | 'gpu'), chat_template (bool).
+(or null), backend ('cpu' | 'gpu'), chat_template (bool), threads (CPU thread
+count, or null/absent for the engine's default).
 RESULT keys: engine_created, error, has_speculative_decoding_support,
 prompts[] (prompt, text, prefill_tokens,
 prefill_tokens_per_second, decode_tokens, decode_tokens_per_second,
@@ -44,7 +45,9 @@ def run(request: dict) -> dict:
     except Exception:  # noqa: BLE001 - only informative; creating the engine is the real test
         pass
     try:
-        backend = getattr(litert_lm.Backend, request["backend"].upper())()
+        threads = request.get("threads") if request["backend"] == "cpu" else None
+        backend = getattr(litert_lm.Backend, request["backend"].upper())(
+            **({"thread_count": int(threads)} if threads else {}))
         options = {"max_num_tokens": request["max_num_tokens"]} if request.get("max_num_tokens") else {}
         engine = litert_lm.Engine(request["model"], backend=backend, enable_speculative_decoding=request["speculative"],
                                   enable_benchmark=True, **options)
