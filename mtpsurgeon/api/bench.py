@@ -12,8 +12,8 @@ from mtpsurgeon.engine.cost import CostModel, from_calls
 from mtpsurgeon.engine.runner import INSTALL_HINT, WorkerOutput, engine_available
 from mtpsurgeon.engine.session import alternate_runs
 from mtpsurgeon.engine.stats import BenchResult, per_prompt_row, summarize, with_cost
-from mtpsurgeon.errors import (EngineError, EngineUnavailableError, SpeculativeDecodingUnavailableError,
-                               UsageError)
+from mtpsurgeon.errors import (EngineError, EngineUnavailableError, MalformedFileError,
+                               SpeculativeDecodingUnavailableError, UsageError)
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
 
@@ -141,7 +141,10 @@ def bench(path: str | os.PathLike, *, prompts: Sequence[str] | None = None, max_
         return with_cost(result, None, f"the cost model times the CPU interpreter, not the {backend} backend: skipped")
     if progress is not None:
         progress("cost model: timing decode, verify, one draft step and the embedder in the interpreter")
-    return with_cost(result, _cost_model(path, steps, threads, result))
+    try:
+        return with_cost(result, _cost_model(path, steps, threads, result))
+    except (EngineError, MalformedFileError) as exc:  # the engine's figures stand; say why there is no cost model
+        return with_cost(result, None, f"not available: {exc}")
 
 
 def _cost_model(path: str | os.PathLike, steps: int, threads: int, r: BenchResult) -> CostModel:

@@ -79,6 +79,7 @@ class PromptComparison(JsonRecord):
     speedup_min: float
     speedup_max: float
     greedy_identical: bool
+    on_decode_tokens: int  #: tokens the MTP-on run decoded (median over repeats): 1 + cycles × (1 + G × rate)
     predicted_speedup: float | None = None  #: the cost model at this prompt's success rate
 
 
@@ -111,8 +112,10 @@ class BenchResult(JsonRecord):
 def per_prompt_row(index: int, prompt: str, r: BenchResult) -> PromptComparison:
     """One prompt's figures from the summary of its own runs."""
     s = r.speedup
+    tokens = statistics.median_low([sum(p.decode_tokens for p in run.prompts) for run in r.runs if run.speculative])
     return PromptComparison(index, prompt, r.off.decode_tokens_per_second, r.on.decode_tokens_per_second,
-                            r.on.success_rate, r.on.tokens_per_verify_step, s.median, s.min, s.max, r.greedy_identical)
+                            r.on.success_rate, r.on.tokens_per_verify_step, s.median, s.min, s.max, r.greedy_identical,
+                            tokens)
 
 
 def with_cost(r: BenchResult, cost: CostModel | None, note: str | None = None) -> BenchResult:

@@ -49,7 +49,7 @@ def render_bench(console: Console, r: BenchResult) -> None:
     elif r.cost_note:
         console.print(f"cost model: {r.cost_note}", markup=False)
     style = {"faster": "bold green", "slower": "bold red", "broken": "bold red"}.get(r.verdict_kind, "bold yellow")
-    console.print(Text(r.verdict, style=style))
+    console.print(Text(r.verdict, style=style), soft_wrap=True)  # one line, so scripts can take the last one
 
 
 def render_per_prompt(console: Console, r: BenchResult) -> None:
