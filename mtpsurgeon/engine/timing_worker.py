@@ -18,13 +18,13 @@ runtime samples them where they are).
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
 
 import numpy as np
 
+from mtpsurgeon.engine.worker import serve
 from mtpsurgeon.surgery.verify import quiet_native_stderr
 from mtpsurgeon.surgery.verify_vs_decode import causal_mask
 
@@ -89,15 +89,5 @@ def run(request: dict) -> dict:
     return result
 
 
-def main(argv: list[str]) -> int:
-    request_path, result_path = argv
-    with open(request_path, encoding="utf-8") as f:
-        request = json.load(f)
-    result = run(request)
-    with open(result_path, "w", encoding="utf-8") as f:
-        json.dump(result, f)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(serve(run, sys.argv[1:]))

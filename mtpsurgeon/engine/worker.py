@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Callable
 
 
 def _benchmark(session) -> dict:
@@ -71,14 +72,19 @@ def run(request: dict) -> dict:
     return result
 
 
-def main(argv: list[str]) -> int:
+def serve(handle: Callable[[dict], dict], argv: list[str]) -> int:
+    """A child's main: read the REQUEST file, ``handle`` it, write the RESULT file (``argv``: the two paths)."""
     request_path, result_path = argv
     with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
-    result = run(request)
+    result = handle(request)
     with open(result_path, "w", encoding="utf-8") as f:
         json.dump(result, f)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return serve(run, argv)
 
 
 if __name__ == "__main__":
