@@ -24,7 +24,7 @@ from test_bench import mtpsurgeon
 FAMILIES = {"torch": FIXTURES, "jax": FIXTURES / "jax"}
 COST_KEYS = {"threads", "draft_steps", "decode_ms", "verify_ms", "draft_step_ms", "embedder_ms",
              "per_layer_embedder_ms", "overhead_ms", "engine_decode_ms", "decode_step_ms", "cycle_ms",
-             "engine_cycle_ms", "break_even_success_rate", "ceiling_speedup", "success_rate", "predicted_speedup",
+             "engine_cycle_ms", "unexplained_cycle_ms", "break_even_success_rate", "ceiling_speedup", "success_rate", "predicted_speedup",
              "measured_speedup", "explanation", "calls"}
 ROW_KEYS = {"index", "prompt", "off_decode_tokens_per_second", "on_decode_tokens_per_second", "success_rate",
             "tokens_per_verify_step", "speedup", "speedup_min", "speedup_max", "greedy_identical", "on_decode_tokens",
@@ -68,6 +68,7 @@ def test_from_calls_estimates_the_engine_step_and_cycle():
                    engine_on_tokens_per_second=100.0)
     assert c.overhead_ms == pytest.approx(2.0) and c.cycle_ms == pytest.approx(23.5)
     assert c.engine_cycle_ms == pytest.approx(2.5 * 1000 / 100)  # (1 + G·r) tokens per cycle at 100 tok/s
+    assert c.unexplained_cycle_ms == pytest.approx(25 - 23.5)
     faster_engine = from_calls(calls, 3, threads=4, engine_decode_ms=8.0, success_rate=None, measured_speedup=None,
                                engine_on_tokens_per_second=None)
     assert faster_engine.overhead_ms == 0.0 and faster_engine.engine_cycle_ms is None
@@ -151,6 +152,7 @@ def test_the_cost_block_is_timed_and_consistent(per_prompt_bench):
     assert c["success_rate"] == rate and c["measured_speedup"] == r["speedup"]["median"]
     assert c["predicted_speedup"] == pytest.approx((1 + G * rate) * step / cycle)
     assert c["engine_cycle_ms"] == pytest.approx((1 + G * rate) * 1000 / r["on"]["decode_tokens_per_second"])
+    assert c["unexplained_cycle_ms"] == pytest.approx(c["engine_cycle_ms"] - cycle)
     assert c["explanation"] in r["verdict"] and r["verdict"].startswith("MTP ")
     if family == "jax":  # its drafter step costs many decodes: MTP cannot pay off even at rate 1
         assert c["draft_step_ms"] > 3 * c["decode_ms"] and c["ceiling_speedup"] < 1

@@ -29,6 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from mtpsurgeon.errors import EngineError, MalformedFileError
 from mtpsurgeon.formats.copy import FileRange, copy_range
@@ -108,23 +109,28 @@ def _run_child(model: Path, key: str, plan: TimingPlan) -> dict:
 
 
 def time_engine_calls(path: str | os.PathLike, plan: TimingPlan = TimingPlan(), *,
-                      container: LiteRTLMContainer | None = None) -> list[CallTime]:
-    """Time every call of :data:`ROLES` the container has, one at a time; raises EngineError on a failure."""
+                      container: LiteRTLMContainer | None = None, roles: Iterable[str] = ROLES) -> list[CallTime]:
+    """Time the calls of :data:`ROLES` (or just ``roles``) the container has, one at a time.
+
+    Raises :class:`~mtpsurgeon.errors.EngineError` when a call cannot be timed.
+    """
     if container is not None:
-        return _time_all(path, container, plan)
+        return _time_all(path, container, plan, list(roles))
     file = open_file(path)
     try:
         if not isinstance(file, LiteRTLMContainer):
             raise MalformedFileError(Path(path), "the cost model times a .litertlm container's sections")
-        return _time_all(path, file, plan)
+        return _time_all(path, file, plan, list(roles))
     finally:
         file.source.close()
 
 
-def _time_all(path: str | os.PathLike, file: LiteRTLMContainer, plan: TimingPlan) -> list[CallTime]:
+def _time_all(path: str | os.PathLike, file: LiteRTLMContainer, plan: TimingPlan, roles: list[str]) -> list[CallTime]:
     out: list[CallTime] = []
     with tempfile.TemporaryDirectory(prefix="mtpsurgeon-cost-") as tmp:
         for role, (model_type, key) in ROLES.items():
+            if role not in roles:
+                continue
             section = file.find(model_type)
             if section is None:
                 if role in OPTIONAL:

@@ -49,6 +49,7 @@ class CostModel(JsonRecord):
     decode_step_ms: float  #: D + E + P + O
     cycle_ms: float  #: V + G·d + (2G+1)·E + (G+1)·P + O
     engine_cycle_ms: float | None  #: the engine's measured ms per cycle, MTP on: (1 + G·r) / tokens per ms
+    unexplained_cycle_ms: float | None  #: engine_cycle_ms − cycle_ms: the engine's MTP work the calls do not account for
     break_even_success_rate: float
     ceiling_speedup: float
     success_rate: float | None  #: the engine's, MTP on
@@ -74,7 +75,9 @@ def predict(draft_steps: int, *, decode_ms: float, verify_ms: float, draft_step_
     step = decode_ms + embedder_ms + per_layer_embedder_ms + overhead_ms
     cycle = verify_ms + g * draft_step_ms + (2 * g + 1) * embedder_ms + (g + 1) * per_layer_embedder_ms + overhead_ms
     model = CostModel(threads, g, decode_ms, verify_ms, draft_step_ms, embedder_ms, per_layer_embedder_ms, overhead_ms,
-                      engine_decode_ms, step, cycle, engine_cycle_ms, (cycle / step - 1) / g, (1 + g) * step / cycle,
+                      engine_decode_ms, step, cycle, engine_cycle_ms,
+                      None if engine_cycle_ms is None else engine_cycle_ms - cycle, (cycle / step - 1) / g,
+                      (1 + g) * step / cycle,
                       success_rate, None, measured_speedup, "", list(calls or []))
     predicted = None if success_rate is None else model.speedup_at(success_rate)
     return replace(model, predicted_speedup=predicted, explanation=explain(replace(model, predicted_speedup=predicted)))

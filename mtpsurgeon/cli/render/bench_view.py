@@ -76,7 +76,8 @@ def render_cost(console: Console, c: CostModel) -> None:
                       f"{call.median_ms:.4g}", f"{call.median_ms / c.decode_ms:.2f}")
     console.print(table)
     engine = "" if c.engine_decode_ms is None else f" (engine, MTP off: {c.engine_decode_ms:.4g} ms)"
-    measured = "" if c.engine_cycle_ms is None else f" (engine, MTP on: {c.engine_cycle_ms:.4g} ms)"
+    measured = "" if c.engine_cycle_ms is None else (f" (engine, MTP on: {c.engine_cycle_ms:.4g} ms, "
+                                                     f"{c.unexplained_cycle_ms:+.4g} ms beyond the calls)")
     lines = [f"engine's own work per step (MTP-off engine time − calls): {c.overhead_ms:.4g} ms",
              f"per token, MTP off: {c.decode_step_ms:.4g} ms{engine}",
              f"per cycle, MTP on (verify + {c.draft_steps} drafts + {2 * c.draft_steps + 1} embeddings + step): "
