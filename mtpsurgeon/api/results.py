@@ -249,6 +249,7 @@ class DumpInfo(JsonRecord):
     skipped: list[SkippedTensor]
     config: str | None
     parity: dict[str, Any] | None = None  #: --check-parity: worst differences vs transformers, ``passed``
+    unfaithful: list[str] | None = None  #: --allow-partial: what the graph computes that config.json does not
 
 
 @dataclass(frozen=True)
