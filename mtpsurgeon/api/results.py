@@ -113,6 +113,8 @@ class SectionInfo(JsonRecord):
     size: int
     aligned: bool
     items: dict[str, Any]
+    backend_constraint: list[str] | None = None  #: the backends the engine may load it on (None: any)
+    role: str | None = None  #: what a section of this model_type holds (None: untagged or a type LiteRT-LM lacks)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,8 @@ class MtpInfo(JsonRecord):
     summary: str
     fix: str | None
     findings: list[FindingInfo]
+    #: .litertlm only: per engine backend (cpu, gpu, npu), ``{"uses_drafter": bool, "why": str}``
+    backends: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -71,16 +71,25 @@ def _rope_for(kind: str, blocks: list, tables: dict[int, list[np.ndarray]], unfa
 
 
 def _table_fits(table: np.ndarray, rope: RopeSpec, head_dim: int) -> bool:
-    """Does a stored RoPE table hold ``rope``'s frequencies (as frequencies, timescales or a cos table)?"""
+    """Does a stored RoPE table hold ``rope``'s frequencies?
+
+    Forms: hd/2 frequencies or timescales, the same duplicated or signed over hd ([f, f], [-f, f]), or a cos
+    table of positions × frequencies.
+    """
     inv = rope.inv_freq(head_dim).astype(np.float64)
     a = np.asarray(table, dtype=np.float64)
-    if a.size == inv.size:
-        v = a.reshape(-1)
+    v = np.abs(a.reshape(-1))
+    for want in (inv, np.concatenate([inv, inv])):
+        if v.size != want.size:
+            continue
         with np.errstate(divide="ignore"):
-            forms = (inv, np.where(inv > 0, 1 / np.where(inv > 0, inv, 1), np.inf))
-        return any(bool(np.allclose(v, f, rtol=1e-5, atol=1e-9)) or bool(np.array_equal(np.isinf(v), np.isinf(f))
-                   and np.allclose(v[np.isfinite(v)], f[np.isfinite(f)], rtol=1e-5)) for f in forms)
-    if a.size % inv.size == 0:
+            timescale = np.where(want > 0, 1 / np.where(want > 0, want, 1), np.inf)
+        if np.allclose(v, want, rtol=1e-5, atol=1e-9):
+            return True
+        finite = np.isfinite(timescale)
+        if np.array_equal(np.isfinite(v), finite) and np.allclose(v[finite], timescale[finite], rtol=1e-5):
+            return True
+    if a.size % inv.size == 0 and a.size > inv.size:
         rows = a.reshape(-1, inv.size)
         return bool(np.allclose(rows, np.cos(np.arange(rows.shape[0])[:, None] * inv), atol=1e-5))
     return False
