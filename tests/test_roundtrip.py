@@ -165,6 +165,23 @@ def test_real_shaped_drafter_without_rope_or_window_past_512(tmp_path):
     assert max(r["logits_rel"] for r in rows) <= 1e-5 and all(r["top1"] for r in rows), rows
 
 
+def test_rms_epsilon_is_read_off_the_graph(tmp_path):
+    from mtpsurgeon.extract.parity import check_parity
+    from mtpsurgeon.surgery.drafter import build_drafter
+
+    cfg = K.assistant_config(window=8)
+    cfg["text_config"]["rms_norm_eps"] = 1e-3  # large enough that 1e-6 would show in the outputs
+    ck = K.write_checkpoint(tmp_path / "ck", cfg, K.assistant_weights(cfg))
+    base = K.synthetic_base(tmp_path / "base.tflite", H=48, V=96, C=40, kv={0: (2, 16, "INT8"), 1: (2, 32, "INT8")})
+    drafter = tmp_path / "d.tflite"
+    drafter.write_bytes(build_drafter(ck, base).data)
+    hf = tmp_path / "hf"
+    _extract(drafter, hf)
+    assert json.loads((hf / "config.json").read_text())["text_config"]["rms_norm_eps"] == 1e-3
+    res = check_parity(hf, drafter, _roles(drafter), samples=6)
+    assert res.passed(), res.per_position
+
+
 def _mixed_rope_drafter(tmp_path: Path) -> Path:
     """A drafter whose sliding blocks 0 and 2 rotate q and block 1 does not: one rope_parameters per layer
     type cannot say that."""

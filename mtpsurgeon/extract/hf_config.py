@@ -198,8 +198,10 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         "tie_word_embeddings": True,
         "text_config": text,
     }
-    if a.get("eps"):  # a pruned drafter's leftover constant
+    if a.get("eps"):  # the norms' constant (a pruned drafter: the one left over)
         text["rms_norm_eps"] = float(f"{a['eps']:.6g}")  # a float32 constant: 1e-06, not 9.99999997e-07
+    if live and a.get("eps_values"):
+        unfaithful.append(f"RMS norms add different epsilons {a['eps_values']} (rms_norm_eps is one value)")
     window = _window(blocks, cache_len, unfaithful, notes) if live else None
     windows = ([window] if window is not None else []) if live else sorted({b.sliding_window for b in blocks
                                                                           if b.sliding_window})
