@@ -12,6 +12,7 @@ from mtpsurgeon.analysis.dims import BaseDims
 from mtpsurgeon.analysis.findings import Finding
 from mtpsurgeon.analysis.model_analysis import ModelAnalysis
 from mtpsurgeon.analysis.mtp import Verdict
+from mtpsurgeon.analysis.section_roles import BACKEND_KEY, backends, drafter_backends, section_role
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.open import ModelFile
 from mtpsurgeon.formats.tflite.records import TensorRecord
@@ -170,7 +171,8 @@ def report_to_json(f: ModelFile, analyses: list[ModelAnalysis], base: BaseDims |
         }
         out["sections"] = [
             {"index": s.index, "data_type": s.data_type_name, "model_type": s.model_type, "begin": s.begin,
-             "end": s.end, "size": s.size, "aligned": s.aligned, "items": dict(s.items)}
+             "end": s.end, "size": s.size, "aligned": s.aligned, "items": dict(s.items),
+             "backend_constraint": list(backends(s.item(BACKEND_KEY)) or []) or None, "role": section_role(s)}
             for s in f.sections
         ]
     models = [model_json(ma) for ma in analyses]
@@ -184,4 +186,6 @@ def report_to_json(f: ModelFile, analyses: list[ModelAnalysis], base: BaseDims |
     out["orphans"] = {"tensors": LazyRows(by_tensor, lambda x: tensor_json(x[0], x[2], x[1])), **out["orphans"]}
     out["base"] = None if base is None else base.to_json()
     out["mtp"] = {**verdict.to_json(), "findings": [_finding_json(analyses, x) for x in findings]}
+    if isinstance(f, LiteRTLMContainer):
+        out["mtp"]["backends"] = drafter_backends(f.sections)
     return _jsonable(out, lazy)

@@ -31,7 +31,9 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
     ``names='hf'`` writes transformers ``gemma4_assistant`` names and
     ``config.json`` (a folder ``from_pretrained`` loads: ``model.safetensors``,
     ``config.json``, ``README.md``); a selected weight it cannot name raises
-    :class:`~mtpsurgeon.extract.dump.PartialMappingError` unless ``allow_partial``;
+    :class:`~mtpsurgeon.extract.dump.PartialMappingError` unless ``allow_partial``, and so does
+    a graph feature no ``gemma4_assistant`` config expresses
+    (:class:`~mtpsurgeon.extract.dump.UnfaithfulConfigError`);
     ``check_parity`` runs the checkpoint in transformers against the LiteRT
     drafter (``dumps[i].parity``; needs torch and transformers).
     ``models=False`` writes no ``.tflite``. All files are written as one set:
@@ -85,7 +87,8 @@ def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *
                        "bytes_out": d.bytes_out, "notes": d.notes,
                        "skipped": [{"name": t.name, "reason": why} for t, why in d.skipped],
                        "config": str(d.config_path) if d.config_path else None,
-                       "parity": d.parity.to_json() if d.parity is not None else None} for d in done.dumps],
+                       "parity": d.parity.to_json() if d.parity is not None else None,
+                       "unfaithful": d.unfaithful or None} for d in done.dumps],
             "removed_stale": [str(p) for p in done.cleaned], "notes": done.notes,
             "input_sha256": done.source_sha256,
         })

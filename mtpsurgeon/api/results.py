@@ -115,6 +115,8 @@ class SectionInfo(JsonRecord):
     size: int
     aligned: bool
     items: dict[str, Any]
+    backend_constraint: list[str] | None = None  #: the backends the engine may load it on (None: any)
+    role: str | None = None  #: what a section of this model_type holds (None: untagged or a type LiteRT-LM lacks)
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,8 @@ class MtpInfo(JsonRecord):
     summary: str
     fix: str | None
     findings: list[FindingInfo]
+    #: .litertlm only: per engine backend (cpu, gpu, npu), ``{"uses_drafter": bool, "why": str}``
+    backends: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,7 @@ class DumpInfo(JsonRecord):
     skipped: list[SkippedTensor]
     config: str | None
     parity: dict[str, Any] | None = None  #: --check-parity: worst differences vs transformers, ``passed``
+    unfaithful: list[str] | None = None  #: --allow-partial: what the graph computes that config.json does not
 
 
 @dataclass(frozen=True)

@@ -91,14 +91,32 @@ def _print_dumps(result) -> None:
             console.print(text(f"  note: {note}"))
         for s in d.skipped:
             console.print(text(f"  skipped {s.name}: {s.reason}"))
+        for u in d.unfaithful or []:
+            console.print(text(f"  NOT REPRODUCED by config.json (--allow-partial): {u}", "red"))
         if d.parity is not None:
-            p = d.parity
-            console.print(text(f"  parity with transformers ({p['samples']} random inputs): logits max |diff| "
-                               f"{p['logits_max_abs']:.2e}, projected {p['projected_max_abs']:.2e}, top-1 agreement "
-                               f"{p['top1_agree']:.0%}: {'ok' if p['passed'] else 'FAILED'}",
-                               "green" if p["passed"] else "red"))
-            for note in p["notes"]:
-                console.print(text(f"    {note}"))
+            _print_parity(console, d.parity)
+
+
+def _print_parity(console, p: dict) -> None:
+    """The worst figures, then one row per sampled position."""
+    from rich.table import Table
+
+    from mtpsurgeon.cli.render.escape import text
+
+    window = f", sliding window {p['sliding_window']}" if p.get("sliding_window") else ""
+    console.print(text(f"  parity with transformers ({p['samples']} positions over the cache of "
+                       f"{p.get('cache_length')}{window}): logits max |diff| {p['logits_max_abs']:.2e}, projected "
+                       f"{p['projected_max_abs']:.2e}, top-1 agreement {p['top1_agree']:.0%}: "
+                       f"{'ok' if p['passed'] else 'FAILED'}", "green" if p["passed"] else "red"))
+    table = Table(box=None, padding=(0, 2), show_edge=False)
+    for col in ("position", "max |Δlogits|", "max |Δprojected|", "top-1"):
+        table.add_column(col, justify="right")
+    for row in p.get("per_position") or []:
+        table.add_row(str(row["position"]), f"{row['logits_max_abs']:.2e}", f"{row['projected_max_abs']:.2e}",
+                      "same" if row["top1"] else "differs")
+    console.print(table)
+    for note in p["notes"]:
+        console.print(text(f"    {note}"))
 
 
 def _parity_exit(result) -> None:

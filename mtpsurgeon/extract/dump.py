@@ -68,6 +68,17 @@ class PartialMappingError(MtpSurgeonError):
                          f"{listing or 'nothing recognisable'} (nothing written; --allow-partial writes the mapped ones)")
         self.unmapped = unmapped
 
+
+class UnfaithfulConfigError(MtpSurgeonError):
+    """``--names hf``: the drafter's graph computes something no ``gemma4_assistant`` config expresses (exit 1)."""
+
+    def __init__(self, path: Path, what: list[str]) -> None:
+        super().__init__(f"{path}: no gemma4_assistant config.json computes what this drafter computes: "
+                         f"{'; '.join(what)} (nothing written; --allow-partial writes the nearest config, "
+                         "with this noted)")
+        self.what = what
+
+
 DTYPES = ("raw", "f32", "f16", "bf16")
 NAMINGS = ("original", "hf")
 
@@ -98,6 +109,7 @@ class DumpReport:
     skipped: list[tuple[TensorRecord, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     config_path: Path | None = None
+    unfaithful: list[str] = field(default_factory=list)  #: graph features the written config does not express
     parity: "object | None" = None  #: a ParityResult when --check-parity ran
 
 
@@ -146,7 +158,8 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
     ``config_path``; ``hf_config_overrides`` sets fields the weights cannot
     tell, e.g. ``sliding_window``); ``roles`` (the drafter's recognised roles)
     decides the names, and a tensor left unmapped stops the dump
-    (:class:`PartialMappingError`) unless ``allow_partial``. ``section`` records the container section the model came
+    (:class:`PartialMappingError`) unless ``allow_partial``; so does a graph feature no
+    ``gemma4_assistant`` config expresses (:class:`UnfaithfulConfigError`). ``section`` records the container section the model came
     from. Provenance hashes: the model's own bytes are always recorded
     (``mtpsurgeon.section_sha256`` for a section, ``mtpsurgeon.source_sha256``
     for a standalone .tflite), hashed here unless passed in
@@ -174,6 +187,9 @@ def dump_safetensors(model: "TFLiteModel", tensors: Iterable[TensorRecord], out_
             raise PartialMappingError(model.path, mapping.unmapped, len(mapping.names))
         if not mapping.names:
             raise PartialMappingError(model.path, mapping.unmapped, 0)
+        if mapping.unfaithful and not allow_partial:
+            raise UnfaithfulConfigError(model.path, mapping.unfaithful)
+        report.unfaithful = list(mapping.unfaithful)
         for t, reason in mapping.unmapped:
             report.skipped.append((t, f"not mapped to a gemma4_assistant name: {reason}"))
         report.notes.extend(mapping.notes)

@@ -34,5 +34,9 @@ def model_card(dump: DumpReport, source: str, source_sha256: str | None, where: 
     if cap:
         lines.append(f"- logits: the LiteRT graph soft-caps, `gemma4_assistant` does not. LiteRT `logits` = "
                      f"`{cap:g} * tanh(logits / {cap:g})` of this model's logits (top-1 and ranking are identical).")
+    if dump.unfaithful:
+        lines += ["", "## NOT reproduced (written with --allow-partial)", "",
+                  "This checkpoint does NOT compute what the LiteRT drafter computes: no gemma4_assistant config "
+                  "expresses these features of its graph.", ""] + [f"- {u}" for u in dump.unfaithful]
     lines += ["", "## Notes from the extraction", ""] + [f"- {n}" for n in dump.notes] + [""]
     return "\n".join(lines)

@@ -111,6 +111,7 @@ class HfMapping:
     extra_origin: dict[str, str] = field(default_factory=dict)  #: where each ``extra`` value came from
     config: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unfaithful: list[str] = field(default_factory=list)  #: what the graph computes that the config cannot express
 
 
 def _same_data(model: "TFLiteModel | None", a: TensorRecord, b: TensorRecord) -> bool:
@@ -156,7 +157,9 @@ def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLite
     for target, t in claimed.items():
         m.names[(t.subgraph, t.index)] = target
         m.shapes[(t.subgraph, t.index)] = tuple(t.shape)
-    m.config = config_from_roles(roles, m.notes, overrides)
+    m.config = config_from_roles(roles, m.notes, overrides, unfaithful=m.unfaithful,
+                                 cache_len=cache_length(model, roles) if model is not None else None,
+                                 tables=_rope_tables(model, roles) if model is not None else None)
     shape = {k: _squeezed(tuple(t.shape)) for k, t in claimed.items()}
     layers = sorted({int(k.split(".")[2]) for k in claimed if k.startswith("model.layers.")})
     head_dims = {b.index: b.head_dim for b in roles.blocks}
@@ -166,6 +169,25 @@ def map_by_roles(tensors: Iterable[TensorRecord], roles: RoleMap, model: "TFLite
         m.extra_origin[f"model.layers.{n}.layer_scalar"] = "the scalar the graph multiplies block's output by"
     _fill_layer_scalars(set(claimed) | set(m.extra), sorted(set(layers) | {b.index for b in roles.blocks}), m)
     return m
+
+
+def cache_length(model: "TFLiteModel", roles: RoleMap) -> int | None:
+    """The length C of the KV caches the drafter reads ([1, heads, C, d] K inputs of its signature)."""
+    names = {n for b in roles.blocks for n in b.kv_inputs}
+    lengths = {model.tensor(sig.subgraph, idx).shape[2] for sig in model.signatures if sig.subgraph == roles.subgraph
+               for name, idx in sig.inputs if name in names and len(model.tensor(sig.subgraph, idx).shape) == 4
+               and "_v_" not in name}
+    return int(lengths.pop()) if len(lengths) == 1 else None
+
+
+def _rope_tables(model: "TFLiteModel", roles: RoleMap) -> dict[int, list[np.ndarray]]:
+    """Block index → the RoPE tables stored on its query path."""
+    tensors = model.subgraphs[roles.subgraph].tensors
+    out: dict[int, list[np.ndarray]] = {}
+    for i, role in roles.roles.items():
+        if role.kind == "rope_table" and role.layer is not None:
+            out.setdefault(role.layer, []).append(np.asarray(model.tensor_array(tensors[i])))
+    return out
 
 
 def map_hf_names(tensors: Iterable[TensorRecord], model: "TFLiteModel | None" = None,

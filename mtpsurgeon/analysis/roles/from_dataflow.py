@@ -18,6 +18,7 @@ from mtpsurgeon.analysis.roles.patterns import (
     is_vector_shape,
     nearest_norm,
     norm_scale,
+    rms_epsilons,
     rope_params,
     scalar_value,
     sliding_window,
@@ -291,6 +292,11 @@ def _architecture(b: _Builder, pre: list, head_ops: list, post_ops: list) -> Non
         num_layers=len(rm.blocks),
         layer_scalar=any(r.kind == "layer_scalar" for r in rm.roles.values()),
     )
+    eps = sorted(rms_epsilons(df))
+    if len(eps) == 1:
+        rm.arch["eps"] = eps[0]
+    elif eps:
+        rm.arch["eps_values"] = eps  # norms with different epsilons
     if any(blk.sliding_window for blk in rm.blocks):  # the graph masks a window: that decides the type
         for blk in rm.blocks:
             blk.layer_type = "sliding_attention" if blk.sliding_window else "full_attention"

@@ -108,6 +108,22 @@ def scalar_value(df: Dataflow, op: OperatorRecord) -> float | None:
     return float(np.asarray(df.model.tensor_array(t), dtype=np.float64).reshape(-1)[0])
 
 
+def rms_epsilons(df: Dataflow) -> set[float]:
+    """The epsilons the graph's RMS norms add before their ``RSQRT`` (``rsqrt(mean(x²) + eps)``)."""
+    found = set()
+    for op in df.model.subgraphs[df.sg].operators:
+        if op.op_name != "RSQRT":
+            continue
+        t = op.inputs[0]
+        while t in df.producer and df.producer[t].op_name in ("RESHAPE", "CAST", "SQUEEZE", "EXPAND_DIMS"):
+            t = df.producer[t].inputs[0]
+        add = df.producer.get(t)
+        value = scalar_value(df, add) if add is not None and add.op_name == "ADD" else None
+        if value is not None:
+            found.add(float(np.float32(value)))
+    return found
+
+
 def rope_params(df: Dataflow, tables: list[int], head_dim: int | None) -> dict | None:
     """RoPE base (and rotated fraction) recovered from its tables, or None.
 

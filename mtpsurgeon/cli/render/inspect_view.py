@@ -19,6 +19,8 @@ from mtpsurgeon.cli.render.escape import plain_tree
 from mtpsurgeon.cli.render.formatting import human_bytes, human_count, spec
 
 VERDICT_STYLE = {"ready": "bold green", "hidden": "bold yellow", "mismatched": "bold red", "absent": "bold red"}
+#: model_types whose role the overview spells out under the sections table (the rest are self-explaining)
+EXPLAINED = ("tf_lite_mtp_drafter", "tf_lite_mtp_aux", "tf_lite_artisan_text_decoder")
 LISTING_LIMIT = 200  #: text listings stop here unless --all
 _TABLE_ROWS = 2000  #: past this, --all prints plain aligned lines (a rich table would hold every row)
 
@@ -39,13 +41,33 @@ def _io_line(items: list[dict]) -> str:
 
 def _sections(data: dict) -> Table:
     t = Table(title="Sections", title_justify="left", expand=False, pad_edge=False)
-    for col in ("#", "data type", "model_type", "offset", "size", "16K"):
+    for col in ("#", "data type", "model_type", "backends", "offset", "size", "16K"):
         t.add_column(col, justify="right" if col in ("#", "offset", "size") else "left")
     for s in data["sections"]:
         mt = T((s["model_type"], "bold cyan" if "mtp" in s["model_type"] else "")) if s["model_type"] else T(("-", "dim"))
-        t.add_row(str(s["index"]), T(s["data_type"]), mt, str(s["begin"]), human_bytes(s["size"]),
-                  T("yes") if s["aligned"] else T(("no", "red")))
+        bc = s.get("backend_constraint")
+        t.add_row(str(s["index"]), T(s["data_type"]), mt, T(", ".join(bc)) if bc else T(("any", "dim")), str(s["begin"]),
+                  human_bytes(s["size"]), T("yes") if s["aligned"] else T(("no", "red")))
     return t
+
+
+def _section_roles(data: dict) -> list[Text]:
+    """One line per section whose model_type needs saying: MTP helpers, GPU decoders, and unknown types."""
+    lines = []
+    for s in data["sections"]:
+        mt = s["model_type"]
+        if mt and (s.get("role") is None or mt in EXPLAINED):
+            role = s.get("role") or "a model_type LiteRT-LM 0.18 does not define"
+            lines.append(T(f"  section {s['index']} ", (mt, "bold"), f": {role}"))
+    return lines
+
+
+def _backends(mtp: dict) -> list[Text]:
+    out = []
+    for backend, b in (mtp.get("backends") or {}).items():
+        mark = ("uses the drafter", "green") if b["uses_drafter"] else ("no drafting", "yellow")
+        out.append(T(f"  {backend.upper()} engine: ", mark, f" — {b['why']}"))
+    return out
 
 
 def _model(m: dict) -> Panel:
@@ -128,6 +150,9 @@ def _mtp(data: dict) -> Panel:
         for c in f["links"]:
             if not c["passed"]:
                 body.append(T("    ", ("FAIL", "red"), f" {c['check']}: expected {c['expected']}, got {c['actual']}"))
+    if mtp.get("backends"):
+        body.append(Text("\nLiteRT-LM engine backends:"))
+        body.extend(_backends(mtp))
     if mtp["fix"]:
         body.append(T("\nfix: ", (mtp["fix"], "bold")))
     style = VERDICT_STYLE.get(mtp["verdict"], "bold")
@@ -148,6 +173,8 @@ def render_overview(console: Console, data: dict) -> None:
     console.print(head)
     if "sections" in data:
         console.print(_sections(data))
+        for line in _section_roles(data):
+            console.print(line)
     for m in data["models"]:
         console.print(_model(m))
     orphans = _orphans(data)

@@ -152,7 +152,7 @@ def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32",
         k, v = caches[b.layer_type]
         allowed = None
         # transformers' assistant masks its shared KV with a bidirectional sliding window,
-        # |q - k| <= sliding_window: the window + 1 most recent keys
+        # |q - k| <= sliding_window: the window + 1 most recent keys (a window covering the cache masks nothing)
         keys = None if b.sliding_window is None else b.sliding_window + 1
         if keys is not None and keys < k.shape[2]:
             key = (k.shape[2], keys)

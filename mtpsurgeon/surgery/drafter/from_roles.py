@@ -123,7 +123,8 @@ def _rope(weights: StoredWeights, config: dict | None, head_dim: int, kind: str,
         raise SurgeryError(f"block {layer}: {len(fits)} stored RoPE tables of width {head_dim // 2}; "
                            "cannot tell which it uses")
     r = (_text(config).get("rope_parameters") or {}).get(kind)
-    return rope_from_config(r, kind) if r else None
+    rope = rope_from_config(r, kind) if r else None
+    return None if rope is None or rope.is_identity(head_dim) else rope
 
 
 def spec_from_roles(model: TFLiteModel, rm: RoleMap, config: dict | None = None) -> tuple[DrafterSpec, StoredWeights, list[str]]:

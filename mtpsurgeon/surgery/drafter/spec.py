@@ -54,6 +54,10 @@ class RopeSpec:
             inv = 1.0 / (self.theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
         return (inv / self.factor).astype(np.float32)
 
+    def is_identity(self, head_dim: int) -> bool:
+        """No frequency rotates (e.g. proportional RoPE with ``partial_rotary_factor`` 0): q is left as it is."""
+        return not np.any(self.inv_freq(head_dim))
+
 
 @dataclass(frozen=True)
 class BlockSpec:
@@ -147,7 +151,11 @@ def read_config(path: str | os.PathLike) -> dict:
 
 
 def rope_from_config(r: dict, kind: str) -> RopeSpec:
-    """One layer type's ``rope_parameters`` entry (Gemma 4's theta for the type when absent)."""
+    """One layer type's ``rope_parameters`` entry (Gemma 4's theta for the type when absent).
+
+    ``{"rope_type": "proportional", "partial_rotary_factor": 0.0}`` is transformers' way to say "no RoPE"
+    (:meth:`RopeSpec.is_identity`); the builders then emit no rotation at all.
+    """
     return RopeSpec(theta=float(r.get("rope_theta", 1e6 if kind == "full_attention" else 1e4)),
                     partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)),
                     kind="proportional" if r.get("rope_type") == "proportional" else "default",
@@ -170,6 +178,8 @@ def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
         own = per_layer.get(str(i)) or per_layer.get(i) or {}
         hd = int(own.get("head_dim") or (text.get("global_head_dim") if full else None) or text["head_dim"])
         rope = rope_from_config(rope_cfg.get(kind) or {}, kind) if rope_on else None
+        if rope is not None and rope.is_identity(hd):
+            rope = None  # proportional RoPE rotating nothing: the graph gets no rotation
         out.append(BlockSpec(i, kind, int(own.get("num_attention_heads") or text["num_attention_heads"]), hd, rope,
                              None if full or window is None else int(window)))
     return out
