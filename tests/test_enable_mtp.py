@@ -190,3 +190,29 @@ def test_draft_steps_sets_the_verify_length(tmp_path):
     assert res.verify_tokens == 3 and res.equivalence["bit_identical"]
     d = Interpreter(model_content=section(tmp_path / "g2.litertlm")).get_signature_runner("verify").get_input_details()
     assert d["input_pos"]["shape"].tolist() == [3] and d["mask"]["shape"].tolist() == [1, 1, 3, 128]
+
+
+@pytest.mark.parametrize("fam", FAMILIES, ids=FAM_IDS)
+def test_inspect_says_mtp_can_be_added_and_which_checkpoints_fit(fam, tmp_path):
+    doc = json.loads(cli("inspect", no_mtp(fam), "--json").stdout)["mtp"]
+    assert doc["verdict"] == "absent" and "can be added" in doc["summary"]
+    (f,) = [f for f in doc["findings"] if f["kind"] == "mtp_addable"]
+    fit = f["dims"]["checkpoint_fit"]
+    dims = fam.dims  # the generator's answer key
+    assert fit["backbone_hidden_size"] == dims["H"] and fit["vocab_size"] == dims["V"]
+    assert fit["kv_layers"] == {"32": 0, "64": 1} and fit["kv_heads"] == (1 if fam is TORCH else 2)
+    assert any("'verify' over G+1 = 4 tokens" in a for a in f["dims"]["adds"])
+    # the fix printed works as written once CHECKPOINT is filled in
+    assert doc["fix"].startswith("mtpsurgeon build-drafter CHECKPOINT --base ")
+    text = cli("inspect", no_mtp(fam)).stdout
+    assert "mtp_addable" in text and "backbone_hidden_size = 64" in text
+    # after enable-mtp the finding is gone (verify + activations present): the base is MTP-ready
+    out = tmp_path / "e.litertlm"
+    cli("enable-mtp", no_mtp(fam), "-o", out)
+    after = json.loads(cli("inspect", out, "--json").stdout)["mtp"]
+    assert [f["kind"] for f in after["findings"]] == ["section_missing"]
+
+
+def test_inspect_of_an_mtp_ready_base_has_no_addable_finding():
+    doc = json.loads(cli("inspect", TORCH.path("hidden/no-drafter.litertlm"), "--json").stdout)["mtp"]
+    assert "mtp_addable" not in [f["kind"] for f in doc["findings"]]
