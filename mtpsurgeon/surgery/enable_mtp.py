@@ -25,11 +25,11 @@ from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.writer import Replace, rewrite_container
 from mtpsurgeon.formats.open import ModelFile, open_file
 from mtpsurgeon.formats.tflite import TFLiteModel
-from mtpsurgeon.outputs import atomic_output, check_writable, same_file
+from mtpsurgeon.outputs import atomic_output
 from mtpsurgeon.surgery.add_verify import ACTIVATIONS, DECODE, VERIFY, VerifyPlan, add_activations, add_verify
 from mtpsurgeon.surgery.ir import Model
 from mtpsurgeon.surgery.ir.fingerprint import signature_fingerprint
-from mtpsurgeon.surgery.respecialize_verify import GATE_XNNPACK_BELOW, _file_sha, _sha, write_base
+from mtpsurgeon.surgery.respecialize_verify import GATE_XNNPACK_BELOW, _file_sha, _sha, open_for_rewrite, write_base
 from mtpsurgeon.surgery.verify_vs_decode import Equivalence, check_verify_matches_decode
 
 PREFILL_DECODE = "tf_lite_prefill_decode"
@@ -65,13 +65,7 @@ def needs_mtp(model: TFLiteModel) -> bool:
 def enable_mtp(base: str | os.PathLike | ModelFile, out: str | os.PathLike, *, draft_steps: int = 3,
                force: bool = False, seed: int = 0) -> EnableOutcome:
     """Write ``base`` with `activations` and a `verify` over ``draft_steps`` + 1 tokens, gated (module docstring)."""
-    if draft_steps < 1:
-        raise UsageError(f"--draft-steps {draft_steps}: must be >= 1 (with 0 draft steps the engine drafts nothing)")
-    src = base if isinstance(base, (TFLiteModel, LiteRTLMContainer)) else open_file(base)
-    out = Path(out)
-    if same_file(out, src.path):
-        raise SurgeryError(f"{out}: refusing to overwrite the input file")
-    check_writable(out, force)
+    src, out = open_for_rewrite(base, draft_steps, out, force)
     model, section = base_model_of(src)
     if VERIFY in {s.key for s in model.signatures}:
         raise UsageError(f"{src.path}: the base already has a '{VERIFY}' signature (use `mtpsurgeon tune` to change "
