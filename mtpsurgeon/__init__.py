@@ -11,6 +11,7 @@ Every CLI verb is a function here, returning typed results whose
     mtpsurgeon.bench("fixed.litertlm")                      # BenchResult (needs mtpsurgeon[engine])
     mtpsurgeon.build_drafter("assistant/", "base.litertlm", "with-mtp.litertlm")   # BuildResult
     mtpsurgeon.tune("model.litertlm", 1, "g1.litertlm")       # TuneResult (verify re-specialized for G=1)
+    mtpsurgeon.enable_mtp("12B.litertlm", "12B-verify.litertlm")   # EnableResult (verify + activations added)
 
 Expected failures raise subclasses of :class:`MtpSurgeonError` (its
 ``exit_code`` is what the CLI exits with): :class:`MalformedFileError` (not a
@@ -40,9 +41,9 @@ from mtpsurgeon.errors import (
 )
 
 __all__ = [
-    "inspect", "list_tensors", "extract", "restore", "bench", "build_drafter", "tune", "tune_search", "open_file",
-    "Report", "TensorInfo", "ExtractResult", "RestoreResult", "BenchResult", "BuildResult", "BuildRefused",
-    "MtpSurgeonError", "MalformedFileError", "UsageError", "OutputExistsError", "SurgeryError", "NothingToRestore",
+    "inspect", "list_tensors", "extract", "restore", "bench", "build_drafter", "tune", "tune_search", "enable_mtp",
+    "open_file", "Report", "TensorInfo", "ExtractResult", "RestoreResult", "BenchResult", "BuildResult", "BuildRefused",
+    "EnableResult", "MtpSurgeonError", "MalformedFileError", "UsageError", "OutputExistsError", "SurgeryError", "NothingToRestore",
     "EngineUnavailableError", "SpeculativeDecodingUnavailableError", "EngineError",
     "__version__",
 ]
@@ -55,6 +56,8 @@ _LAZY = {
     **dict.fromkeys(("BenchResult", "BuildResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"),
                     "mtpsurgeon.api.results"),
     "tune": "mtpsurgeon.api.tune",
+    "enable_mtp": "mtpsurgeon.api.enable_mtp",
+    "EnableResult": "mtpsurgeon.api.results",
     "tune_search": "mtpsurgeon.api.tune",
     "open_file": "mtpsurgeon.formats.open",
 }

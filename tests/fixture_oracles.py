@@ -46,6 +46,11 @@ class Family:
             if l.strip() and not l.startswith("#")
         ]
 
+    @property
+    def no_mtp(self) -> dict:
+        """no-mtp/index.json: the base exported without --assistant_model (fixtures/build/no_mtp.py)."""
+        return json.loads((self.dir / "no-mtp" / "index.json").read_text())
+
     def path(self, rel: str) -> Path:
         return self.dir / rel
 
@@ -54,7 +59,8 @@ class Family:
         out = set()
         for p in self.dir.rglob("*"):
             rel = p.relative_to(self.dir)
-            if p.suffix not in (".tflite", ".litertlm") or rel.parts[0] in (".work", "build"):
+            # no-mtp/ has its own answer key (no-mtp/index.json, checked by test_fixtures.py)
+            if p.suffix not in (".tflite", ".litertlm") or rel.parts[0] in (".work", "build", "no-mtp"):
                 continue
             if self.name == "torch" and rel.parts[0] in FAMILY_DIRS:  # another family's folder
                 continue

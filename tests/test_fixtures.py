@@ -53,6 +53,24 @@ def test_expected_covers_every_fixture_and_hashes_match(fam):
         assert sha(data) == e["sha256"], rel
 
 
+@pytest.mark.parametrize("fam", FAMILIES, ids=FAM_IDS)
+def test_no_mtp_export_matches_its_index_and_has_no_mtp(fam):
+    """no-mtp/: the same trained base exported without --assistant_model: no verify, no activations,
+    no drafter section; sections other than prefill_decode equal the ground truth's bytes."""
+    idx = fam.no_mtp
+    path = fam.path("no-mtp/" + idx["file"])
+    data = path.read_bytes()
+    assert (len(data), sha(data)) == (idx["size"], idx["sha256"]) and len(data) < 2 * 1024 * 1024
+    secs = {s["items"].get("model_type"): s for s in sections(path)}
+    assert "tf_lite_mtp_drafter" not in secs
+    m = read_model(secs["tf_lite_prefill_decode"]["data"])
+    sigs = {name(s.signatureKey): s for s in m.signatureDefs}
+    assert set(sigs) == {"prefill_16", "decode"}
+    assert "activations" not in {name(o.name) for o in sigs["decode"].outputs}
+    gt = {s["items"].get("model_type"): s["data"] for s in sections(fam.path("gemma4-mini.litertlm"))}
+    assert secs["tf_lite_embedder"]["data"] == gt["tf_lite_embedder"]
+
+
 def test_sizes_within_budget():
     sizes = {f"{f.name}:{rel}": f.path(rel).stat().st_size for f in FAMILIES for rel in f.files}
     assert all(s < 2 * 1024 * 1024 for s in sizes.values()), sizes

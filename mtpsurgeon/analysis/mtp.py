@@ -52,8 +52,10 @@ def _drafter_finding(ma: ModelAnalysis, d: DrafterMatch, base: BaseDims | None) 
                    drafter=d, links=links)
 
 
-def collect_findings(models: list[ModelAnalysis], base: BaseDims | None, is_container: bool) -> list[Finding]:
-    """Findings in file order: drafters, pruned weights, parallel heads, missing drafter."""
+def collect_findings(models: list[ModelAnalysis], base: BaseDims | None, is_container: bool,
+                     addable: Finding | None = None) -> list[Finding]:
+    """Findings in file order: drafters, pruned weights, parallel heads, missing drafter; ``addable``
+    (:mod:`~mtpsurgeon.analysis.mtp_addable`) when the base lacks verify/activations and nothing else is there."""
     findings: list[Finding] = []
     for ma in models:
         for d in ma.drafters:
@@ -70,6 +72,8 @@ def collect_findings(models: list[ModelAnalysis], base: BaseDims | None, is_cont
             findings.append(Finding("parallel_heads", False, ma.where, "high",
                                     [f"signature outputs {', '.join(heads)} predict tokens beyond the next"], section=ma.section_index))
     drafterish = {"drafter_section", "section_untagged", "section_mistagged", "no_signature", "pruned_ops", "drafter_model"}
+    if addable is not None and not any(f.kind in drafterish for f in findings):
+        findings.append(addable)
     if base is not None and base.has_verify and not any(f.kind in drafterish for f in findings):
         evidence = ["the base model has a 'verify' signature"]
         if base.activations_outputs:
@@ -113,6 +117,13 @@ def verdict(findings: list[Finding], path: str, is_container: bool) -> Verdict:
         return Verdict("absent", "no drafter in this container, but its base model is MTP-ready (verify signature, "
                        "activations outputs): graft a drafter section", f"mtpsurgeon restore {path} --drafter DRAFTER.tflite "
                        f"-o {_restored_name(path)}")
+    if any(f.kind == "mtp_addable" for f in findings):
+        if is_container:
+            return Verdict("absent", "no drafter, and the base model lacks 'verify'/'activations', but MTP can be added: "
+                           "build a drafter from an assistant checkpoint that fits (see mtp_addable)",
+                           f"mtpsurgeon build-drafter CHECKPOINT --base {path} -o {_restored_name(path)}")
+        return Verdict("absent", "no drafter, and the base model lacks 'verify'/'activations', but they can be added "
+                       "(see mtp_addable)", f"mtpsurgeon enable-mtp {path} -o {_restored_name(path)}")
     if any(f.kind == "mtp_ready_base" for f in findings):
         return Verdict("absent", "no drafter in this file, but the base model is MTP-ready (verify signature, activations outputs)", None)
     return Verdict("absent", "no MTP drafter, heads or orphaned MTP weights found", None)

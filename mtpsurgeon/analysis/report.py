@@ -16,6 +16,7 @@ from mtpsurgeon.analysis.dims import BaseDims, base_dims
 from mtpsurgeon.analysis.findings import Finding
 from mtpsurgeon.analysis.model_analysis import ModelAnalysis, analyze_model
 from mtpsurgeon.analysis.mtp import Verdict, collect_findings, verdict
+from mtpsurgeon.analysis.mtp_addable import addable_finding
 from mtpsurgeon.analysis.report_json import SCHEMA_VERSION, report_to_json
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.schema import EMBEDDER, PREFILL_DECODE
@@ -73,7 +74,8 @@ def analyze(file: ModelFile | str | os.PathLike, base: ModelFile | str | os.Path
         models = [analyze_model(file.model(s.index), s, dims) for s in file.tflite_sections()]
     else:
         models = [analyze_model(file, None, dims)]
-    findings = collect_findings(models, dims, isinstance(file, LiteRTLMContainer))
+    addable = addable_finding(base_model, dims) if base_model is not None and dims is not None else None
+    findings = collect_findings(models, dims, isinstance(file, LiteRTLMContainer), addable)
     return Report(file, models, dims, findings, verdict(findings, str(file.path), isinstance(file, LiteRTLMContainer)))
 
 

@@ -15,12 +15,12 @@ import types
 
 from mtpsurgeon._lazy import lazy_attributes
 
-__all__ = ["bench", "build_drafter", "extract", "inspect", "inspect_json", "list_tensors", "tensor_rows", "restore",
+__all__ = ["bench", "build_drafter", "enable_mtp", "extract", "inspect", "inspect_json", "list_tensors", "tensor_rows", "restore",
            "BenchResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"]
 
 #: public name -> the module defining it
 _HOME = {
-    "bench": "bench", "build_drafter": "build_drafter", "extract": "extract", "restore": "restore",
+    "bench": "bench", "build_drafter": "build_drafter", "enable_mtp": "enable_mtp", "extract": "extract", "restore": "restore",
     **dict.fromkeys(("inspect", "inspect_json", "list_tensors", "tensor_rows"), "inspect"),
     **dict.fromkeys(("BenchResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"), "results"),
 }
@@ -45,7 +45,7 @@ class _Api(types.ModuleType):
     pass
 
 
-for _name in ("bench", "build_drafter", "extract", "inspect", "restore"):
+for _name in ("bench", "build_drafter", "enable_mtp", "extract", "inspect", "restore"):
     setattr(_Api, _name, _function_over_module(_name))
 
 sys.modules[__name__].__class__ = _Api

@@ -311,6 +311,33 @@ class RestoreResult(JsonRecord):
     input_sha256: str | None = None  #: the input file's sha256 (``hash_input`` only)
 
 
+# --- enable-mtp ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnableResult(JsonRecord):
+    """What ``mtpsurgeon enable-mtp --json`` prints: what was added to a base exported without MTP.
+
+    ``equivalence``: verify over G + 1 tokens vs G + 1 decode calls in the LiteRT interpreter
+    (``ok``, ``bit_identical``, ``max_abs_diff`` per output, ``detail``).
+    """
+
+    base: str
+    output: str
+    section: int | None  #: the rewritten prefill/decode section (None: a .tflite base)
+    draft_steps: int
+    verify_tokens: int
+    activations: str  #: the decode tensor exposed as ``activations`` ("" if decode had it)
+    hidden: int
+    lm_head: str  #: the LM-head matmul's output the activations feed
+    token_inputs: list[str]
+    state: list[str]
+    equivalence: dict[str, Any]
+    unchanged_signatures: list[str]
+    unchanged_sections: list[int]
+    notes: list[str]
+
+
 # --- build-drafter ---------------------------------------------------------------------------
 
 
@@ -318,7 +345,7 @@ class RestoreResult(JsonRecord):
 class BuildResult(JsonRecord):
     """What ``mtpsurgeon build-drafter --json`` prints."""
 
-    _nested = {"verify": VerifyRun}
+    _nested = {"verify": VerifyRun, "mtp_added": EnableResult}
     checkpoint: str
     base: str
     output: str
@@ -330,10 +357,12 @@ class BuildResult(JsonRecord):
     checks: list[dict[str, Any]]
     notes: list[str]
     verify: list[VerifyRun]
+    mtp_added: "EnableResult | None" = None  #: set when the base had no verify/activations and they were added
 
 
 __all__ = [
-    "BaseInfo", "BenchResult", "BuildResult", "CallTime", "ContainerInfo", "CostModel", "DumpInfo", "ExtractResult", "ExtractedModel", "FindingInfo",
-    "LinkCheckInfo", "ModelInfo", "MtpInfo", "Orphans", "PromptComparison", "Report", "RestoreResult", "SectionInfo", "SignatureInfo",
+    "BaseInfo", "BenchResult", "BuildResult", "CallTime", "ContainerInfo", "CostModel", "DumpInfo", "EnableResult", "ExtractResult",
+    "ExtractedModel", "FindingInfo", "LinkCheckInfo", "ModelInfo", "MtpInfo", "Orphans", "PromptComparison", "Report", "RestoreResult",
+    "SectionInfo", "SignatureInfo",
     "SkippedTensor", "SubgraphInfo", "TensorIO", "TensorInfo", "VerifyRun",
 ]

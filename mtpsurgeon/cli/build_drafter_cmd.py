@@ -38,6 +38,8 @@ def _kv_layers(value: str | None) -> dict[str, int] | None:
               help="Weights: float32, INT8 per channel, INT4 per channel, INT4 blockwise-32 (FLOAT16 scales).")
 @click.option("--kv-layers", help="Base KV layers to read, e.g. 'sliding=22,full=23' (default: the last of each head_dim).")
 @click.option("--no-rope", is_flag=True, help="Do not rotate q (for drafters trained without RoPE, e.g. the test fixtures).")
+@click.option("--draft-steps", "-g", type=int,
+              help="A base exported without MTP gets a 'verify' over G+1 tokens (default 3 draft steps).")
 @click.option("--replace", is_flag=True, help="Replace the base's existing drafter section.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Run the drafter in the LiteRT interpreter with the base's KV shapes/dtypes before writing.")
@@ -46,7 +48,7 @@ def _kv_layers(value: str | None) -> dict[str, int] | None:
               help="Then measure the written container with the LiteRT-LM engine (as `bench`).")
 @bench_options("With --bench: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace, verify, force, with_bench,
+def command(checkpoint, base, output, config, quant, kv_layers, no_rope, draft_steps, replace, verify, force, with_bench,
             prompts_file, max_tokens, repeats, backend, chat_template, as_json):
     """Build a LiteRT-LM drafter from a Hugging Face gemma4_assistant CHECKPOINT and graft it into --base."""
     if with_bench and not str(output).endswith(".litertlm"):
@@ -58,6 +60,7 @@ def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace
         with status as s:
             result = build_drafter(checkpoint, base, output, config=config, quant=quant, kv_layers=_kv_layers(kv_layers),
                                    rope=not no_rope, replace=replace, verify=verify, force=force,
+                                   draft_steps=draft_steps,
                                    on_stage=(lambda stage: s.update(f"{stage} the drafter")) if live else None)
     except BuildRefused as exc:
         if as_json:  # the failing checks, machine-readable, then the usual one-line error
@@ -73,6 +76,10 @@ def command(checkpoint, base, output, config, quant, kv_layers, no_rope, replace
         _bench_exit(bench)
         return
     console = stdout_console()
+    if result.mtp_added is not None:
+        from mtpsurgeon.cli.render.enable_view import render_enable
+
+        render_enable(console, result.mtp_added)
     console.print(text(f"built a {result.blocks}-block drafter ({result.parameters:,} parameters, "
                        f"--quant {quant}, {result.drafter_bytes:,} bytes)", "bold"))
     console.print(text(f"  {sum(c['passed'] for c in result.checks)}/{len(result.checks)} link checks passed"))

@@ -27,6 +27,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "tune": ("mtpsurgeon.cli.tune_cmd", "command", "Change how many tokens the MTP drafter proposes per cycle."),
     "build-drafter": ("mtpsurgeon.cli.build_drafter_cmd", "command",
                       "Build a LiteRT-LM drafter from a HF gemma4_assistant CHECKPOINT and graft it into --base."),
+    "enable-mtp": ("mtpsurgeon.cli.enable_mtp_cmd", "command",
+                   "Add decode's activations and a verify signature to a BASE exported without MTP."),
 }
 
 

@@ -147,9 +147,9 @@ def _link_checks(path: Path) -> list[dict]:
     return [dict(c.to_json(), where=f.where) for f in report.findings for c in f.links]
 
 
-def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out: str | os.PathLike, *,
-                     force: bool = False, seed: int = 0) -> TuneResult:
-    """Write ``model`` with `verify` re-specialized to ``draft_steps`` + 1 tokens, gated (see module docstring)."""
+def open_for_rewrite(model: str | os.PathLike | ModelFile, draft_steps: int, out: str | os.PathLike,
+                     force: bool) -> tuple[ModelFile, Path]:
+    """The opened input and the output path of a verify rewrite; refuses G < 1, out = input, an existing out."""
     if draft_steps < 1:
         raise UsageError(f"--draft-steps {draft_steps}: must be >= 1 (with 0 draft steps the engine drafts nothing)")
     src = model if isinstance(model, (TFLiteModel, LiteRTLMContainer)) else open_file(model)
@@ -157,6 +157,13 @@ def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out
     if same_file(out, src.path):
         raise SurgeryError(f"{out}: refusing to overwrite the input file")
     check_writable(out, force)
+    return src, out
+
+
+def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out: str | os.PathLike, *,
+                     force: bool = False, seed: int = 0) -> TuneResult:
+    """Write ``model`` with `verify` re-specialized to ``draft_steps`` + 1 tokens, gated (see module docstring)."""
+    src, out = open_for_rewrite(model, draft_steps, out, force)
     base, section = _base_section(src)
     ir = Model.from_tflite(base)
     try:

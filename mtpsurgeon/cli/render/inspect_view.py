@@ -137,7 +137,8 @@ def _mtp(data: dict) -> Panel:
     body: list[Any] = [Text(mtp["summary"])]
     for f in mtp["findings"]:
         mismatched = not f["hidden"] and any(not c["passed"] for c in f["links"])
-        mark = ("hidden", "yellow") if f["hidden"] else ("mismatched", "red") if mismatched else ("present", "green")
+        mark = ("hidden", "yellow") if f["hidden"] else ("mismatched", "red") if mismatched else \
+            ("can be added", "cyan") if f["kind"] == "mtp_addable" else ("present", "green")
         body.append(T("\n• ", mark, " ", (f["kind"], "bold"), f" at {f['where']} (confidence {f['confidence']})"))
         for e in f["evidence"]:
             body.append(Text(f"    – {e}"))

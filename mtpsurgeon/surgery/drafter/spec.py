@@ -22,6 +22,7 @@ import numpy as np
 from mtpsurgeon.analysis.links import LinkCheck
 from mtpsurgeon.analysis.roles.model import LAYER_ROLES, TOP_ROLES
 from mtpsurgeon.errors import MalformedFileError, UsageError
+from mtpsurgeon.surgery.drafter import unified_assistant
 from mtpsurgeon.formats.safetensors.reader import FLOAT_DTYPES, SafetensorsSet, safetensors_files
 from mtpsurgeon.surgery.drafter.refusal import BuildRefused
 
@@ -212,6 +213,9 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
     mt = cfg.get("model_type")
     if mt not in MODEL_TYPES:
         raise MalformedFileError(cfg_path, f"model_type is {mt!r}, expected one of {', '.join(MODEL_TYPES)}")
+    unified_notes: list[str] = []
+    if mt == unified_assistant.MODEL_TYPE:
+        cfg, unified_notes = unified_assistant.adapt(cfg)
     text = cfg.get("text_config") or cfg
     try:
         blocks = _blocks(text, str(cfg_path), rope)
@@ -225,8 +229,9 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
         spec.notes.append("use_ordered_embeddings: the LiteRT drafter computes the full LM head "
                           "(transformers' centroid top-k masking approximates it for speed; not applied, so the "
                           "drafter's top-1 is the exact one over the whole vocabulary)")
-    if mt == "gemma4_unified_assistant":
-        spec.notes.append("gemma4_unified_assistant read with the gemma4_assistant layout")
+    if mt == unified_assistant.MODEL_TYPE:
+        spec.notes.append("gemma4_unified_assistant: gemma4_assistant's layers, the unified classes' config defaults"
+                          + (": " + ", ".join(unified_notes) if unified_notes else ""))
     st = SafetensorsSet(files)
     _load_weights(spec, st, text)
     return spec
