@@ -19,7 +19,8 @@ from test_restore_fixtures import _mislinked_drafter
 PROBE = Path(__file__).with_name("fixture_engine_probe.py")
 PROMPTS = FIXTURES / "prompts.txt"
 TOP_KEYS = {"file", "backend", "draft_steps", "prompts", "max_tokens", "repeats", "runs", "off", "on", "speedup",
-            "greedy_identical", "mismatched_prompts", "verdict_kind", "verdict"}
+            "greedy_identical", "mismatched_prompts", "verdict_kind", "verdict", "threads", "cost", "cost_note",
+            "per_prompt"}
 RUN_KEYS = {"speculative", "repeat", "prefill_tokens_per_second", "decode_tokens_per_second", "success_rate",
             "accepted_per_verify_step", "prompts"}
 PROMPT_KEYS = {"prompt", "text", "prefill_tokens", "prefill_tokens_per_second", "decode_tokens",

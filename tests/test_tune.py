@@ -137,6 +137,10 @@ def test_search_prints_table_and_decides(tmp_path):
     for v in r["variants"]:
         assert v["error"] is None and v["tok_s_on"] > 0 and v["tok_s_off"] > 0 and v["identical"]
         assert len(v["speedup_per_repeat"]) == 1 and v["success_rate"] == 1.0 and len(v["texts_on"]) == 3
+        # bench's cost model at this G: at success rate 1 the prediction is the ceiling, (1 + G)·step / cycle,
+        # so the break-even rate r* = (cycle/step - 1)/G follows from it
+        G, pred = v["draft_steps"], v["predicted_speedup"]
+        assert pred > 0 and v["break_even_success_rate"] == pytest.approx(((1 + G) / pred - 1) / G)
     if r["winner"] is None:
         assert "does not pay off" in r["message"] and not out.exists()
     else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mtpsurgeon.engine.stats import BenchResult
+from mtpsurgeon.engine.call_timing import CallTime
+from mtpsurgeon.engine.cost import CostModel
+from mtpsurgeon.engine.stats import BenchResult, PromptComparison
 from mtpsurgeon.jsonrecord import JsonRecord
 
 # --- inspect ---------------------------------------------------------------------------------
@@ -326,7 +328,7 @@ class BuildResult(JsonRecord):
 
 
 __all__ = [
-    "BaseInfo", "BenchResult", "BuildResult", "ContainerInfo", "DumpInfo", "ExtractResult", "ExtractedModel", "FindingInfo",
-    "LinkCheckInfo", "ModelInfo", "MtpInfo", "Orphans", "Report", "RestoreResult", "SectionInfo", "SignatureInfo",
+    "BaseInfo", "BenchResult", "BuildResult", "CallTime", "ContainerInfo", "CostModel", "DumpInfo", "ExtractResult", "ExtractedModel", "FindingInfo",
+    "LinkCheckInfo", "ModelInfo", "MtpInfo", "Orphans", "PromptComparison", "Report", "RestoreResult", "SectionInfo", "SignatureInfo",
     "SkippedTensor", "SubgraphInfo", "TensorIO", "TensorInfo", "VerifyRun",
 ]

@@ -39,9 +39,13 @@ def bench_options(help_prefix: str = "") -> Callable[[Callable[..., Any]], Calla
 
 
 def run_bench(model: str, *, prompts_file: str | None, max_tokens: int, repeats: int, backend: str,
-              chat_template: bool, quiet: bool) -> BenchResult:
-    """Measure ``model`` with the shared options, showing which run is going on a terminal."""
+              chat_template: bool, quiet: bool, **more: Any) -> BenchResult:
+    """Measure ``model`` with the shared options (``more``: bench's own, e.g. ``per_prompt``), showing progress.
+
+    Verbs that bench what they wrote (restore, build-drafter ``--bench``) skip the cost model.
+    """
     prompts = read_prompts(prompts_file) if prompts_file else None
+    more.setdefault("cost", False)
     with status_lines(enabled=not quiet) as say:
         return bench(model, prompts=prompts, max_tokens=max_tokens, repeats=repeats, backend=backend,
-                     chat_template=chat_template, progress=say)
+                     chat_template=chat_template, progress=say, **more)

@@ -82,10 +82,15 @@ def private_model_dir(model: str | os.PathLike) -> Iterator[Path]:
 
 
 def run_engine(model: Path, *, speculative: bool, prompts: list[str], max_tokens: int, max_num_tokens: int | None,
-               backend: str = "cpu", chat_template: bool = False, timeout: float = 1800) -> WorkerOutput:
-    """Decode ``prompts`` greedily with speculative decoding on or off, in a child process."""
+               backend: str = "cpu", chat_template: bool = False, timeout: float = 1800,
+               threads: int | None = None) -> WorkerOutput:
+    """Decode ``prompts`` greedily with speculative decoding on or off, in a child process.
+
+    ``threads``: the CPU backend's thread count (None: the engine's default).
+    """
     request = {"model": str(model), "speculative": speculative, "prompts": prompts, "max_tokens": max_tokens,
-               "max_num_tokens": max_num_tokens, "backend": backend, "chat_template": chat_template}
+               "max_num_tokens": max_num_tokens, "backend": backend, "chat_template": chat_template,
+               "threads": threads}
     with tempfile.TemporaryDirectory(prefix="mtpsurgeon-run-") as tmp:
         req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
         req.write_text(json.dumps(request), encoding="utf-8")

@@ -10,8 +10,9 @@ accepted drafts per verify step = G × rate and tokens per verify step =
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from mtpsurgeon.engine.cost import CostModel
 from mtpsurgeon.engine.verdict import decide
 from mtpsurgeon.jsonrecord import JsonRecord
 
@@ -65,10 +66,29 @@ class SpeedUp(JsonRecord):
 
 
 @dataclass(frozen=True)
+class PromptComparison(JsonRecord):
+    """One prompt on its own (``bench --per-prompt``): one engine per (prompt, mode, repeat)."""
+
+    index: int  #: 0-based position in the prompt list
+    prompt: str
+    off_decode_tokens_per_second: float  #: median over repeats
+    on_decode_tokens_per_second: float
+    success_rate: float | None  #: the engine's, median over repeats
+    tokens_per_verify_step: float | None  #: 1 + G × success_rate
+    speedup: float  #: median over repeats of on ÷ off
+    speedup_min: float
+    speedup_max: float
+    greedy_identical: bool
+    on_decode_tokens: int  #: tokens the MTP-on run decoded (median over repeats): 1 + cycles × (1 + G × rate)
+    predicted_speedup: float | None = None  #: the cost model at this prompt's success rate
+
+
+@dataclass(frozen=True)
 class BenchResult(JsonRecord):
     """What ``mtpsurgeon bench --json`` prints."""
 
-    _nested = {"runs": EngineRun, "off": ModeTotals, "on": ModeTotals, "speedup": SpeedUp}
+    _nested = {"runs": EngineRun, "off": ModeTotals, "on": ModeTotals, "speedup": SpeedUp, "cost": CostModel,
+               "per_prompt": PromptComparison}
     file: str
     backend: str
     draft_steps: int | None  #: G
@@ -83,6 +103,29 @@ class BenchResult(JsonRecord):
     mismatched_prompts: list[int]  #: indices of prompts whose on-run text did not extend the off-run text
     verdict_kind: str  #: 'faster' | 'slower' | 'unclear' | 'broken'
     verdict: str
+    threads: int | None = None  #: the engine's CPU thread count (None: its default, or not the CPU backend)
+    cost: CostModel | None = None  #: the cost model (None: not asked for, or ``cost_note`` says why not)
+    cost_note: str | None = None
+    per_prompt: list[PromptComparison] | None = None  #: ``--per-prompt`` only
+
+
+def per_prompt_row(index: int, prompt: str, r: BenchResult) -> PromptComparison:
+    """One prompt's figures from the summary of its own runs."""
+    s = r.speedup
+    tokens = statistics.median_low([sum(p.decode_tokens for p in run.prompts) for run in r.runs if run.speculative])
+    return PromptComparison(index, prompt, r.off.decode_tokens_per_second, r.on.decode_tokens_per_second,
+                            r.on.success_rate, r.on.tokens_per_verify_step, s.median, s.min, s.max, r.greedy_identical,
+                            tokens)
+
+
+def with_cost(r: BenchResult, cost: CostModel | None, note: str | None = None) -> BenchResult:
+    """Attach the cost model: per-prompt predictions, and its explanation appended to the verdict."""
+    rows = r.per_prompt
+    if cost is not None and rows is not None:
+        rows = [replace(p, predicted_speedup=None if p.success_rate is None else cost.speedup_at(p.success_rate))
+                for p in rows]
+    verdict = r.verdict if cost is None or r.verdict_kind == "broken" else f"{r.verdict} — {cost.explanation}"
+    return replace(r, cost=cost, cost_note=note, per_prompt=rows, verdict=verdict)
 
 
 def _rate(tokens: int, per_second: float) -> float:

@@ -6,7 +6,8 @@ model may abort the engine (SIGABRT), which must not take the caller down.
 It uses only the standard library and ``litert_lm`` (PyPI ``litert-lm-api``).
 
 REQUEST keys: model, speculative (bool), prompts, max_tokens, max_num_tokens
-(or null), backend ('cpu' | 'gpu'), chat_template (bool).
+(or null), backend ('cpu' | 'gpu'), chat_template (bool), threads (CPU thread
+count, or null/absent for the engine's default).
 RESULT keys: engine_created, error, has_speculative_decoding_support,
 prompts[] (prompt, text, prefill_tokens,
 prefill_tokens_per_second, decode_tokens, decode_tokens_per_second,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Callable
 
 
 def _benchmark(session) -> dict:
@@ -44,7 +46,9 @@ def run(request: dict) -> dict:
     except Exception:  # noqa: BLE001 - only informative; creating the engine is the real test
         pass
     try:
-        backend = getattr(litert_lm.Backend, request["backend"].upper())()
+        threads = request.get("threads") if request["backend"] == "cpu" else None
+        backend = getattr(litert_lm.Backend, request["backend"].upper())(
+            **({"thread_count": int(threads)} if threads else {}))
         options = {"max_num_tokens": request["max_num_tokens"]} if request.get("max_num_tokens") else {}
         engine = litert_lm.Engine(request["model"], backend=backend, enable_speculative_decoding=request["speculative"],
                                   enable_benchmark=True, **options)
@@ -68,14 +72,19 @@ def run(request: dict) -> dict:
     return result
 
 
-def main(argv: list[str]) -> int:
+def serve(handle: Callable[[dict], dict], argv: list[str]) -> int:
+    """A child's main: read the REQUEST file, ``handle`` it, write the RESULT file (``argv``: the two paths)."""
     request_path, result_path = argv
     with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
-    result = run(request)
+    result = handle(request)
     with open(result_path, "w", encoding="utf-8") as f:
         json.dump(result, f)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return serve(run, argv)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class Equivalence:
                 f"({len(self.max_abs_diff)} outputs, {self.kernels} kernels)")
 
 
-def _mask(spec: dict, rows: list[int], cache_len: int) -> np.ndarray:
+def causal_mask(spec: dict, rows: list[int], cache_len: int) -> np.ndarray:
     """Causal mask [1, 1, len(rows), C]: position j visible to a row at position p iff j <= p."""
     vis = np.arange(cache_len)[None, :] <= np.asarray(rows)[:, None]
     vis = vis.reshape(1, 1, len(rows), cache_len)
@@ -100,13 +100,13 @@ def _check(model: bytes | memoryview | str | os.PathLike, seed: int, vkey: str, 
     res = Equivalence(T, start, kernels)
     try:
         vout = ver(**state, **feats, input_pos=np.asarray(rows, dtype=vin["input_pos"]["dtype"]),
-                   mask=_mask(vin["mask"], rows, C))
+                   mask=causal_mask(vin["mask"], rows, C))
         kv = dict(state)
         douts = []
         for k, p in enumerate(rows):
             step = {n: v[:, k:k + 1] for n, v in feats.items()}
             o = dec(**{n: kv[n] for n in din if n in kv}, **step,
-                    input_pos=np.asarray([p], dtype=din["input_pos"]["dtype"]), mask=_mask(din["mask"], [p], C))
+                    input_pos=np.asarray([p], dtype=din["input_pos"]["dtype"]), mask=causal_mask(din["mask"], [p], C))
             douts.append(o)
             kv.update({n: v for n, v in o.items() if n in kv})
     except Exception as exc:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from mtpsurgeon.engine.call_timing import ENGINE_CPU_THREADS, ROLES, CallTime, time_engine_calls
+from mtpsurgeon.engine.cost import from_calls
 from mtpsurgeon.errors import MtpSurgeonError, UsageError
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.open import open_file
@@ -31,10 +33,32 @@ class Variant:
     measurement: Measurement | None = None
     error: str | None = None
     source: bool = False  #: the input's own draft length
+    predicted_speedup: float | None = None  #: the cost model (``bench``'s) at the measured success rate
+    break_even_success_rate: float | None = None
 
     def to_json(self) -> dict:
         return {"draft_steps": self.draft_steps, "source": self.source, "error": self.error,
-                **({} if self.measurement is None else self.measurement.to_json())}
+                **({} if self.measurement is None else self.measurement.to_json()),
+                "predicted_speedup": self.predicted_speedup, "break_even_success_rate": self.break_even_success_rate}
+
+
+def predict_variant(v: Variant, path: Path, shared: list[CallTime]) -> None:
+    """Fill ``v``'s cost-model prediction. Only `verify` changes with G, so decode, the drafter step and the
+    embedder are timed once (into ``shared``, on the first variant) and `verify` on every variant."""
+    m = v.measurement
+    if m is None:
+        return
+    try:
+        calls = time_engine_calls(path, roles=["verify"] if shared else ROLES)
+        if not shared:
+            shared.extend(c for c in calls if c.role != "verify")
+        calls = [*(c for c in calls if c.role == "verify"), *shared]
+    except MtpSurgeonError:
+        return  # the prediction is informative only; the measurement stands
+    off_ms = 1000 / m.tok_s_off if m.tok_s_off else None
+    cost = from_calls(calls, v.draft_steps, threads=ENGINE_CPU_THREADS, engine_decode_ms=off_ms,
+                      success_rate=m.success_rate, measured_speedup=m.speedup, engine_on_tokens_per_second=m.tok_s_on)
+    v.predicted_speedup, v.break_even_success_rate = cost.predicted_speedup, cost.break_even_success_rate
 
 
 @dataclass
@@ -87,8 +111,12 @@ def adaptive_note() -> str:
 def search_draft_steps(model: str | os.PathLike, steps: Iterable[int], out: str | os.PathLike,
                        prompts: Sequence[str] = DEFAULT_PROMPTS, *, force: bool = False, max_tokens: int = 32,
                        repeats: int = 3, progress: Callable[[str], None] | None = None,
-                       measure_fn: Callable[..., Measurement] = measure) -> SearchResult:
-    """Build `verify` for every G in ``steps`` in a temporary folder, measure each, write the fastest to ``out``."""
+                       measure_fn: Callable[..., Measurement] = measure, predict: bool = True) -> SearchResult:
+    """Build `verify` for every G in ``steps`` in a temporary folder, measure each, write the fastest to ``out``.
+
+    ``predict`` adds the cost model's predicted speed-up at each variant's measured success rate
+    (:func:`predict_variant`; the engine's default thread count).
+    """
     src = open_file(model)
     if not isinstance(src, LiteRTLMContainer):
         raise UsageError(f"{src.path}: --search measures with the LiteRT-LM engine, which runs .litertlm "
@@ -98,6 +126,7 @@ def search_draft_steps(model: str | os.PathLike, steps: Iterable[int], out: str 
         raise UsageError(f"{out}: refusing to overwrite the input file")
     check_writable(out, force)
     variants: list[Variant] = []
+    shared: list[CallTime] = []
     with tempfile.TemporaryDirectory(prefix="mtpsurgeon-tune-") as work:
         for g in steps:
             v = Variant(g)
@@ -112,6 +141,10 @@ def search_draft_steps(model: str | os.PathLike, steps: Iterable[int], out: str 
                     progress(f"G={g}: measuring")
                 step = (lambda msg, g=g: progress(f"G={g}: {msg}")) if progress else None
                 v.measurement = measure_fn(path, prompts, max_tokens=max_tokens, repeats=repeats, progress=step)
+                if predict:
+                    if progress:
+                        progress(f"G={g}: cost model")
+                    predict_variant(v, path, shared)
             except MtpSurgeonError as exc:
                 v.error = str(exc)
         ok = [v for v in variants if v.measurement is not None]

@@ -27,18 +27,22 @@ def render_tune(console: Console, model: str, r: TuneResult) -> None:
 
 def render_search(console: Console, model: str, r: SearchResult) -> None:
     t = Table(title=f"draft length search: {escape(model)}", title_justify="left")
-    for col in ("G", "tok/s MTP on", "tok/s MTP off", "speedup", "success rate", "greedy identical", "note"):
-        t.add_column(col, justify="right" if col.startswith(("tok", "speed", "succ", "G")) else "left")
+    for col in ("G", "tok/s MTP on", "tok/s MTP off", "speedup", "predicted", "success rate", "break-even",
+                "greedy identical", "note"):
+        t.add_column(col, justify="right" if col.startswith(("tok", "speed", "succ", "G", "pred", "break")) else "left")
     for v in r.variants:
         m = v.measurement
         note = "input's own G" if v.source else ""
         if r.winner is v:
             note = (note + ", " if note else "") + "fastest, written"
         if m is None:
-            t.add_row(str(v.draft_steps), "-", "-", "-", "-", "-", escape(v.error or ""))
+            t.add_row(str(v.draft_steps), "-", "-", "-", "-", "-", "-", "-", escape(v.error or ""))
             continue
         t.add_row(str(v.draft_steps), f"{m.tok_s_on:.0f}", f"{m.tok_s_off:.0f}", f"{m.speedup:.2f}x",
-                  "-" if m.success_rate is None else f"{m.success_rate:.2f}", "yes" if m.identical else "NO", note)
+                  "-" if v.predicted_speedup is None else f"{v.predicted_speedup:.2f}x",
+                  "-" if m.success_rate is None else f"{m.success_rate:.2f}",
+                  "-" if v.break_even_success_rate is None else f"{v.break_even_success_rate:.2f}",
+                  "yes" if m.identical else "NO", note)
     console.print(t)
     for n in r.notes:
         console.print(escape(n))
