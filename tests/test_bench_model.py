@@ -130,7 +130,11 @@ def test_interpreter_runs_decode_verify_and_drafter(tiny):
         mask = np.where(np.arange(C) <= p, 0, -1e9).astype(np.float32).reshape(1, 1, 1, C)
         r = dec(embeddings=e(tok), input_pos=np.array([p], np.int32), mask=mask, **kv)
         kv = {k: r[k] for k in kv}
-        assert int(vr["logits"][0, p].argmax()) == int(r["logits"][0, -1].argmax()), p
+    # the last position is the first the rule decides (3 words of context); earlier ones are near-ties
+    assert int(vr["logits"][0, -1].argmax()) == int(r["logits"][0, -1].argmax()) == RULE_TOKENS[T]
+    for k in kv:  # verify leaves the cache of T decode steps, up to INT8 rounding (batched vs single-row kernels)
+        diff = np.abs(vr[k].astype(np.int32) - kv[k].astype(np.int32))
+        assert diff.max() <= 2 and (diff > 0).mean() < 0.01 and np.any(kv[k] != 0), (k, diff.max(), (diff > 0).mean())
     assert vr["activations"].shape[-1] == TINY["hidden"]
 
 
