@@ -37,7 +37,6 @@ from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.schema import EMBEDDER, MTP_DRAFTER, PER_LAYER_EMBEDDER, PREFILL_DECODE
 from mtpsurgeon.formats.open import open_file
 from mtpsurgeon.jsonrecord import JsonRecord
-from mtpsurgeon.surgery.single_signature import write_single_signature
 
 ENGINE_CPU_THREADS = 4  #: LiteRT-LM's CPU default (``CpuConfig::number_of_threads``) when none is set
 DECODE, VERIFY = "decode", "verify"  #: the base signatures the runtime calls by name
@@ -86,6 +85,9 @@ def _single_signature_file(container: LiteRTLMContainer, index: int, key: str, w
         with open(path, "wb") as f:
             copy_range(FileRange(container.path, s.begin, s.size), f)
     else:
+        # Deferred: the IR pulls numpy and the schema, which a bare `extract --section` never needs.
+        from mtpsurgeon.surgery.single_signature import write_single_signature
+
         write_single_signature(model, key, path)
     return path
 
