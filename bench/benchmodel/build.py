@@ -38,8 +38,9 @@ def log(msg):
 
 
 def build(out_dir: Path, size: Size, keep_work: bool = False) -> dict:
-    from fixtures.build import base_model, engine, naming as torch_naming, pack, quantize, tflite_io
-    from fixtures.build.jax import base as jbase, config as jcfg, drafter as jdrafter, kv_int8, naming as jnaming
+    from fixtures.build import base_model, engine, pack, tflite_io
+    from fixtures.build.jax import base as jbase, config as jcfg, drafter as jdrafter, drafter_export, kv_int8
+    from fixtures.build.jax import naming as jnaming
 
     t0 = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,21 +99,8 @@ def build(out_dir: Path, size: Size, keep_work: bool = False) -> dict:
         d_big = grow.grow_drafter(d_small, jdrafter.MtpDrafter(), small.config.hidden_size, size.hidden, scale)
         dcheck = _check_drafter(small, big, d_small, d_big, small_scales, scales)
         log(f"grown drafter: max |logit diff| {dcheck:.2e} over {jcfg.VERIFY_LENGTH - 1} unrolled steps")
-        import litert_torch
-
-        raw = W / "drafter_converted.tflite"
-        litert_torch.signature(
-            "mtp_drafter", jdrafter.MtpDrafterExport(d_big).eval(), sample_kwargs=jdrafter.sample_kwargs()
-        ).convert().export(str(raw))
-    m = tflite_io.read(raw)
-    weights = {**dict(d_big.named_parameters()), **dict(d_big.named_buffers())}
-    named = torch_naming.rename_weights_by_value(m, weights, scaled={"embed_tokens.weight": 1.0 / jcfg.SOFTCAP})
-    assert set(named) == set(weights), sorted(set(weights) - set(named))
-    f32_t, q_t = W / "drafter_f32_torchnames.tflite", W / "drafter_q_torchnames.tflite"
-    tflite_io.write(m, f32_t)
-    drafter_recipe = quantize.quantize(f32_t, q_t, blockwise=False)
-    os.chmod(q_t, 0o644)
-    quantize.add_spurious_norm_quantization(q_t)
+        # inside the grown config: the export traces the grown drafter
+        _, q_t, weights, drafter_recipe = drafter_export.convert_and_quantize(d_big, W)
     drafter_path = W / "mtp_drafter.tflite"
     mm = tflite_io.read(q_t)
     kv_int8.kv_to_int8(mm, scales)

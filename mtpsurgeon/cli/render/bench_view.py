@@ -1,6 +1,7 @@
 """Rich rendering of a bench result: runs, totals, verdict."""
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -53,15 +54,24 @@ def render_bench(console: Console, r: BenchResult) -> None:
 
 
 def render_per_prompt(console: Console, r: BenchResult) -> None:
-    """One row per prompt run alone: its speeds, success rate, speed-up (and the cost model's prediction)."""
-    table = Table(title="per prompt (each alone, median over repeats)", title_justify="left")
-    for col in ("#", "prompt", "off tok/s", "on tok/s", "success", "tok/step", "speed-up", "predicted", "greedy"):
-        table.add_column(col, justify="left" if col == "prompt" else "right")
-    for p in r.per_prompt or []:
-        table.add_row(str(p.index + 1), text(plain(p.prompt, PROMPT_WIDTH)), _num(p.off_decode_tokens_per_second),
-                      _num(p.on_decode_tokens_per_second), _num(p.success_rate, "{:.3f}"),
-                      _num(p.tokens_per_verify_step, "{:.2f}"), f"{p.speedup:.2f}×",
-                      _num(p.predicted_speedup, "{:.2f}×"), "same" if p.greedy_identical else "CHANGED")
+    """One row per prompt run alone: its speeds, success rate, speed-up (and the cost model's prediction).
+
+    The figures are never cut: the prompt column gets the width that is left and ends in an ellipsis.
+    """
+    table = Table(title="per prompt (each alone, median over repeats; decode tok/s)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    heads = ("#", "off", "on", "success", "tok/step", "speed-up", "predicted", "greedy")
+    rows = [(str(p.index + 1), _num(p.off_decode_tokens_per_second), _num(p.on_decode_tokens_per_second),
+             _num(p.success_rate, "{:.3f}"), _num(p.tokens_per_verify_step, "{:.2f}"), f"{p.speedup:.2f}×",
+             _num(p.predicted_speedup, "{:.2f}×"), "same" if p.greedy_identical else "CHANGED", p.prompt)
+            for p in r.per_prompt or []]
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(heads)]
+    room = max(6, min(PROMPT_WIDTH, console.width - sum(widths) - 3 * (len(heads) + 1)))
+    for h in heads:
+        table.add_column(h, justify="right", no_wrap=True)
+    table.add_column("prompt", no_wrap=True, overflow="ellipsis", max_width=room)
+    for *figures, prompt in rows:
+        table.add_row(*figures, text(plain(prompt, 200)))
     console.print(table)
 
 
