@@ -19,7 +19,6 @@ Steps, each through the fixture generator's own modules (fixtures/build/):
 import json
 import math
 import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -112,10 +111,7 @@ def build(out_dir: Path, size: Size, keep_work: bool = False) -> dict:
     log("base: INT8 KV caches + INT8 per-channel weights (ai-edge-quantizer)")
     unpacked = W / "unpacked"
     pack.unpack(export_dir / "model.litertlm", unpacked)
-    toml = (unpacked / "model.toml").read_text()
-    pd_file = re.search(r'model_type = "prefill_decode"\s*\n\s*section_type = "TFLiteModel"\s*\n\s*data_path = "([^"]+)"', toml)
-    assert pd_file, "prefill_decode section not found in the export's model.toml"
-    pd_path = unpacked / pd_file.group(1)
+    pd_path = pack.prefill_decode_path(unpacked)
     bm = tflite_io.read(pd_path)
     assert all((b.offset or 0) <= 1 for b in bm.buffers), "export wrote external buffers; tflite_io cannot edit them"
     kv_int8.kv_to_int8(bm, scales)
