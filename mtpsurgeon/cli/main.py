@@ -14,6 +14,7 @@ import sys
 import click
 
 from mtpsurgeon import __version__
+from mtpsurgeon.cli.examples import epilog
 from mtpsurgeon.errors import MtpSurgeonError
 
 
@@ -42,7 +43,9 @@ class SurgeonGroup(click.Group):
         if name not in VERBS:
             return None
         module, attr, _ = VERBS[name]
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr)
+        command.epilog = epilog(name)  # `--help` ends with examples (cli/examples.py)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
