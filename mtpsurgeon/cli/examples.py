@@ -6,8 +6,14 @@ loads a verb; click's ``\\b`` marker keeps the lines from being rewrapped.
 """
 from __future__ import annotations
 
-#: verb -> (what the example does, the command line)
+#: verb -> (what the example does, the command line); "mtpsurgeon" is the group's own help
 EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "mtpsurgeon": (
+        ("Where is the drafter, and will MTP draft on CPU?",
+         "mtpsurgeon inspect fixtures/hidden/untagged-drafter.litertlm"),
+        ("Add a drafter built from a Hugging Face assistant checkpoint:",
+         "mtpsurgeon build-drafter fixtures/assistant --base fixtures/hidden/no-drafter.litertlm -o with-mtp.litertlm --quant int4c"),
+    ),
     "inspect": (
         ("Where is the drafter, and on which engine backends will MTP draft?",
          "mtpsurgeon inspect fixtures/hidden/untagged-drafter.litertlm"),
