@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 MODULES = ["mtpsurgeon.api.inspect", "mtpsurgeon.api.extract", "mtpsurgeon.api.restore", "mtpsurgeon.api.bench",
-           "mtpsurgeon.engine.verdict", "mtpsurgeon.engine.stats", "mtpsurgeon.jsonrecord"]
+           "mtpsurgeon.engine.verdict", "mtpsurgeon.engine.stats", "mtpsurgeon.engine.cost", "mtpsurgeon.jsonrecord"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -3,7 +3,7 @@
 JSON schema (``schema_version`` 1), top-level keys:
   file, size, format ('tflite' | 'litertlm'), container (litertlm only),
   sections (litertlm only), models, orphans, base, mtp.
-See README.md, "inspect --json", for every field.
+See docs/how-it-works.md, "The --json schema (version 1)", for every field.
 """
 from __future__ import annotations
 

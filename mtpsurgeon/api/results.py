@@ -2,7 +2,7 @@
 
 Every class is a frozen :class:`~mtpsurgeon.jsonrecord.JsonRecord`:
 attributes for the documented keys, ``.to_json()`` for exactly the dict the
-matching ``--json`` flag prints (README, "inspect --json schema"). They hold
+matching ``--json`` flag prints (docs/how-it-works.md, "The --json schema"; docs/cli.md per verb). They hold
 plain data only: no open files, nothing to close.
 """
 from __future__ import annotations

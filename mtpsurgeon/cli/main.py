@@ -14,6 +14,7 @@ import sys
 import click
 
 from mtpsurgeon import __version__
+from mtpsurgeon.cli.examples import epilog
 from mtpsurgeon.errors import MtpSurgeonError
 
 
@@ -42,7 +43,9 @@ class SurgeonGroup(click.Group):
         if name not in VERBS:
             return None
         module, attr, _ = VERBS[name]
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr)
+        command.epilog = epilog(name)  # `--help` ends with examples (cli/examples.py)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
@@ -103,18 +106,15 @@ def _silence_stdout() -> None:
         pass
 
 
-@click.group(cls=SurgeonGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SurgeonGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=epilog("mtpsurgeon"))
 @click.version_option(__version__, prog_name="mtpsurgeon")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Find, extract and restore the hidden MTP drafter in LiteRT models.
+    """Find, extract, restore, build and measure the MTP drafter of Gemma 4 LiteRT models.
 
-    \b
-      mtpsurgeon inspect MODEL     what is in the file, what is orphaned, what is MTP
-      mtpsurgeon extract MODEL     write MTP weights / drafters out (safetensors, .tflite)
-      mtpsurgeon restore MODEL     re-link hidden MTP weights; write a patched model
-      mtpsurgeon bench MODEL       does MTP speculative decoding pay off here? (LiteRT-LM engine)
+    MODEL is a .tflite or a .litertlm (LiteRT-LM container). Every command's --help ends with
+    examples; the reference is docs/cli.md.
     """
     ctx.ensure_object(dict)["debug"] = debug
 
