@@ -1,12 +1,15 @@
 """Builds the bench model: a Gemma 4-shaped .litertlm with real proportions on
 which MTP pays off, made with Google's toolchain like the fixtures.
 
-    python bench/make_bench_model.py OUTDIR [--scale full|tiny] [--force] [--keep-work]
+    python bench/make_bench_model.py OUTDIR [--scale full|tiny] [--no-mtp] [--force] [--keep-work]
 
 Writes OUTDIR/bench.litertlm (prefill_decode with `verify` + `activations`,
 tf_lite_embedder, tf_lite_mtp_drafter, tokenizer, LLM metadata),
 OUTDIR/prompts.txt and OUTDIR/bench.json (what was built: dimensions, section
 bytes, engine success rate, check results, time per step, versions).
+With --no-mtp it also writes OUTDIR/bench-nomtp.litertlm: the same grown base
+exported without `--assistant_model` (no `verify`, no `activations`, no
+drafter), the shape of a package shipped without MTP such as 12B.
 Suggested OUTDIR: ~/.cache/mtpsurgeon-bench (never inside the repository).
 
 Runs in the fixture generator's virtual environment
@@ -49,6 +52,8 @@ def main(argv=None) -> int:
     ap.add_argument("outdir", type=Path)
     ap.add_argument("--scale", choices=["full", "tiny"], default="full")
     ap.add_argument("--force", action="store_true", help="rebuild even if OUTDIR holds a matching model")
+    ap.add_argument("--no-mtp", action="store_true",
+                    help="also write OUTDIR/bench-nomtp.litertlm, the base exported without MTP")
     ap.add_argument("--keep-work", action="store_true", help="keep OUTDIR/work (intermediate files)")
     args = ap.parse_args(argv)
     out = args.outdir.expanduser().resolve()
@@ -57,7 +62,8 @@ def main(argv=None) -> int:
         return 2
     key = generator_key(args.scale)
     done = out / "bench.json"
-    if not args.force and done.is_file() and (out / "bench.litertlm").is_file():
+    wanted = [out / "bench.litertlm"] + ([out / "bench-nomtp.litertlm"] if args.no_mtp else [])
+    if not args.force and done.is_file() and all(p.is_file() for p in wanted):
         try:
             if json.loads(done.read_text()).get("generator_key") == key:
                 print(f"make_bench_model: {out / 'bench.litertlm'} is up to date (scale {args.scale})")
@@ -79,9 +85,10 @@ def main(argv=None) -> int:
     os.chdir(REPO)
     from benchmodel import build, sizes
 
-    info = build.build(out, sizes.SIZES[args.scale], keep_work=args.keep_work)
+    info = build.build(out, sizes.SIZES[args.scale], keep_work=args.keep_work, no_mtp=args.no_mtp)
     info["generator_key"] = key
-    info["command"] = f"python bench/make_bench_model.py {args.outdir} --scale {args.scale}"
+    info["command"] = (f"python bench/make_bench_model.py {args.outdir} --scale {args.scale}"
+                       + (" --no-mtp" if args.no_mtp else ""))
     done.write_text(json.dumps(info, indent=1) + "\n")
     e = info["engine"]
     print(f"make_bench_model: wrote {out / 'bench.litertlm'} ({info['file_bytes']} bytes; base weights per token "

@@ -17,7 +17,6 @@ Steps, each through the fixture generator's own modules (fixtures/build/):
 """
 
 import json
-import math
 import os
 import shutil
 import time
@@ -36,7 +35,7 @@ def log(msg):
     print(f"[bench-model {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def build(out_dir: Path, size: Size, keep_work: bool = False) -> dict:
+def build(out_dir: Path, size: Size, keep_work: bool = False, no_mtp: bool = False) -> dict:
     from fixtures.build import base_model, engine, pack, tflite_io
     from fixtures.build.jax import base as jbase, config as jcfg, drafter as jdrafter, drafter_export, kv_int8
     from fixtures.build.jax import naming as jnaming
@@ -109,17 +108,7 @@ def build(out_dir: Path, size: Size, keep_work: bool = False) -> dict:
 
     # 5. base: INT8 KV caches, then INT8 weights
     log("base: INT8 KV caches + INT8 per-channel weights (ai-edge-quantizer)")
-    unpacked = W / "unpacked"
-    pack.unpack(export_dir / "model.litertlm", unpacked)
-    pd_path = pack.prefill_decode_path(unpacked)
-    bm = tflite_io.read(pd_path)
-    assert all((b.offset or 0) <= 1 for b in bm.buffers), "export wrote external buffers; tflite_io cannot edit them"
-    kv_int8.kv_to_int8(bm, scales)
-    f32_kv = W / "base_f32_kvint8.tflite"
-    tflite_io.write(bm, f32_kv)
-    del bm
-    base_recipe = _quantize_base(f32_kv, pd_path)
-    os.chmod(pd_path, 0o644)
+    unpacked, base_recipe = _int8_base(export_dir / "model.litertlm", W / "unpacked", scales)
     lap("quantize_base")
 
     # 6. pack, measure
@@ -156,6 +145,10 @@ def build(out_dir: Path, size: Size, keep_work: bool = False) -> dict:
         seconds=times,
         versions=report.versions(),
     )
+    if no_mtp:  # the same grown base exported without --assistant_model: no verify, no activations, no drafter
+        log("no-MTP variant: exporting the grown base without the assistant")
+        info["no_mtp"] = _no_mtp_variant(hf_dir, W, scales, out_dir)
+        lap("no_mtp_variant")
     info["seconds"]["total"] = round(time.time() - t0, 1)
     info["work_dir_bytes"] = sum(p.stat().st_size for p in W.rglob("*") if p.is_file())
     os.replace(tmp, final)
@@ -163,6 +156,45 @@ def build(out_dir: Path, size: Size, keep_work: bool = False) -> dict:
     if not keep_work:
         shutil.rmtree(W)
     return info
+
+
+def _int8_base(export: Path, unpacked: Path, scales: dict):
+    """Unpack an export's container; INT8 KV caches, then INT8 per-channel FULLY_CONNECTED weights, in place."""
+    from fixtures.build import pack, tflite_io
+    from fixtures.build.jax import kv_int8
+
+    pack.unpack(export, unpacked)
+    pd_path = pack.prefill_decode_path(unpacked)
+    bm = tflite_io.read(pd_path)
+    assert all((b.offset or 0) <= 1 for b in bm.buffers), "export wrote external buffers; tflite_io cannot edit them"
+    kv_int8.kv_to_int8(bm, scales)
+    f32_kv = unpacked.parent / f"{unpacked.name}_f32_kvint8.tflite"
+    tflite_io.write(bm, f32_kv)
+    del bm
+    recipe = _quantize_base(f32_kv, pd_path)
+    os.chmod(pd_path, 0o644)
+    f32_kv.unlink()
+    return unpacked, recipe
+
+
+def _no_mtp_variant(hf_dir: Path, W: Path, scales: dict, out_dir: Path) -> dict:
+    """OUTDIR/bench-nomtp.litertlm: what a package exported without MTP (the 12B case) looks like at these
+    proportions; `mtpsurgeon build-drafter` with the bench model's own drafter checkpoint re-enables MTP."""
+    from fixtures.build import base_model, pack
+
+    export_dir = W / "export_nomtp"
+    base_model.export_base(hf_dir, export_dir, W, assistant=False)
+    unpacked, _ = _int8_base(export_dir / "model.litertlm", W / "unpacked_nomtp", scales)
+    final, tmp = out_dir / "bench-nomtp.litertlm", out_dir / ".bench-nomtp.tmp.litertlm"
+    with pack.deterministic_builder() as B:
+        builder = B.LitertLmFileBuilder.from_toml_file(str(unpacked / "model.toml"))
+        with open(tmp, "wb") as f:
+            builder.build(f)
+    sections = [{"index": i, "data_type": t, "model_type": items.get("model_type"), "bytes": len(data)}
+                for i, t, items, data in pack.section_bytes(tmp)]
+    os.replace(tmp, final)
+    return {"file": final.name, "file_bytes": final.stat().st_size, "sections": sections,
+            "export": "base_model.export_base(assistant=False), then the same INT8 KV + INT8 weights"}
 
 
 def _quantize_base(f32_path: Path, out_path: Path):
