@@ -56,6 +56,8 @@ class VerifyPlan:
     state: list[str] = field(default_factory=list)
     per_token_outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    batched: bool = False  #: one batched pass (add_batched_verify) rather than T decode calls
+    unbatched_reason: str = ""  #: why the batched construction was not used ("" when it was, or not tried)
 
 
 def _single_producer(g: Graph, t: Tensor) -> Node:
@@ -111,7 +113,7 @@ def add_activations(model: Model, plan: VerifyPlan) -> None:
     plan.activations, plan.hidden, plan.lm_head = act.name, act.shape[-1], head.outputs[0].name
 
 
-def _classify(model: Model) -> tuple[dict[str, int], list[str], list[str]]:
+def classify_decode(model: Model) -> tuple[dict[str, int], list[str], list[str]]:
     """decode's token inputs (name -> token axis), state names, per-token output names; refuses ambiguity."""
     dec = model.signature(DECODE)
     tokens: dict[str, int] = {}
@@ -182,7 +184,7 @@ def add_verify(model: Model, draft_steps: int, plan: VerifyPlan) -> None:
     if model.signature(VERIFY) is not None:
         raise SurgeryError(f"the model already has a '{VERIFY}' signature")
     dec = model.signature(DECODE)
-    tokens, state, per_token = _classify(model)
+    tokens, state, per_token = classify_decode(model)
     T = draft_steps + 1
     by_tensor = {id(t): n for n, t in dec.inputs.items()}
     missing = [t.name for t in dec.graph.inputs if id(t) not in by_tensor]
