@@ -15,6 +15,7 @@ from __future__ import annotations
 from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.surgery.add_verify import DECODE, VERIFY, VerifyPlan, classify_decode
 from mtpsurgeon.surgery.ir import Model
+from mtpsurgeon.surgery.token_block_rules import RULES
 from mtpsurgeon.surgery.token_blocks import Lifted, NotLiftable, TokenLifter, block_axes
 
 
@@ -40,7 +41,7 @@ def add_batched_verify(model: Model, draft_steps: int, plan: VerifyPlan) -> None
             lf.lifted[id(t)] = Lifted(ins[name], list(t.shape), tokens[name])
         else:
             lf.shared[id(t)] = ins[name]
-    lf.run()
+    lf.run(RULES)
     outputs = {}
     for t in dec.graph.outputs:
         name = next(n for n, x in dec.outputs.items() if x is t)

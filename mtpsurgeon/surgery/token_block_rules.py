@@ -208,11 +208,9 @@ def composite(lf: TokenLifter, n: Node) -> None:
 
 
 def _lift_body(lf: TokenLifter, body, reps: list) -> tuple:
-    from mtpsurgeon.surgery.token_blocks import TokenLifter as Lifter
-
     g = lf.model.add_graph(f"{body.name};T{lf.T}" if any(reps) else f"{body.name};verify")
     g.debug_metadata_index = body.debug_metadata_index
-    sub = Lifter(lf.model, body, g, lf.T, bodies=lf.bodies)
+    sub = TokenLifter(lf.model, body, g, lf.T, bodies=lf.bodies)
     for bt, rep in zip(body.inputs, reps):
         if rep is None:
             t = sub.new_tensor(bt, bt.shape)
@@ -222,7 +220,7 @@ def _lift_body(lf: TokenLifter, body, reps: list) -> tuple:
             t = sub.new_tensor(bt, sub.blocks(list(S), a))
             sub.lifted[id(bt)] = Lifted(t, list(S), a)
         g.inputs.append(t)
-    sub.run()
+    sub.run(RULES)
     out_reps = []
     for bt in body.outputs:
         v = sub.result(bt)

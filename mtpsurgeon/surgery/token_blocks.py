@@ -179,11 +179,10 @@ class TokenLifter:
         return c
 
     # -- driving -------------------------------------------------------------------------------
-    def run(self) -> None:
-        from mtpsurgeon.surgery.token_block_rules import RULES
-
+    def run(self, rules: dict[str, Callable[["TokenLifter", Node], None]]) -> None:
+        """Lift every node of ``src`` with ``rules`` (op name -> rule; see token_block_rules.RULES)."""
         for n in self.src.nodes:
-            self._step(n, RULES)
+            self._step(n, rules)
 
     def _step(self, n: Node, rules: dict[str, Callable[["TokenLifter", Node], None]]) -> None:
         skip = FIRST_ROW_SLOTS.get(n.op, ())
@@ -193,9 +192,10 @@ class TokenLifter:
             bad = f"{n.op} {label(n.outputs[0])} has intermediate tensors"
         if bad is None:
             try:
-                if n.op in rules and any(id(t) in self.lifted for t in ins):
+                per_token = any(id(t) in self.lifted for t in ins)
+                if n.op in rules and (per_token or n.called):
                     rules[n.op](self, n)
-                elif any(id(t) in self.lifted for t in ins):
+                elif per_token:
                     raise NotLiftable(f"{n.op} {label(n.outputs[0])}: no batched form of this op is known")
                 else:
                     self._shared_node(n)
@@ -207,13 +207,9 @@ class TokenLifter:
                 self.failed[id(t)] = bad
 
     def _shared_node(self, n: Node) -> None:
-        """A node that reads no per-token value: copied as it is (a called body is lifted-cloned at T = 1)."""
-        if n.called and n.op != "STABLEHLO_COMPOSITE":
-            raise NotLiftable(f"{n.op} {label(n.outputs[0])} calls a subgraph")
+        """A node that reads no per-token value: copied as it is."""
         if n.called:
-            from mtpsurgeon.surgery.token_block_rules import composite
-
-            return composite(self, n)
+            raise NotLiftable(f"{n.op} {label(n.outputs[0])} calls a subgraph")
         outs = [None if t is None else self.new_tensor(t, t.shape) for t in n.outputs]
         self.copy_node(n, [None if t is None else self.val(t) for t in n.inputs], outs)
         for t, o in zip(n.outputs, outs):
