@@ -229,6 +229,23 @@ def _lift_body(lf: TokenLifter, body, reps: list) -> tuple:
     return g, out_reps
 
 
+def gather(lf: TokenLifter, n: Node) -> None:
+    """GATHER / EMBEDDING_LOOKUP of shared rows (an embedding or RoPE table) by per-token indices: the token
+    dim of the indices becomes the matching dim of the output."""
+    params, idx = (n.inputs[0], n.inputs[1]) if n.op == "GATHER" else (n.inputs[1], n.inputs[0])
+    vp, vi = lf.val(params), lf.val(idx)
+    axis = (getattr(n.options, "axis", 0) % len(params.shape)) if n.op == "GATHER" else 0
+    if isinstance(vp, Lifted) or not isinstance(vi, Lifted) or getattr(n.options, "batchDims", 0):
+        raise NotLiftable(f"{_what(n)}: only shared rows gathered by per-token indices lift")
+    S = list(idx.shape)
+    if not S:
+        raise NotLiftable(f"{_what(n)}: a scalar index per token")
+    a = vi.axis if vi.shape == S else block_axes(S)[0]
+    xin = lf.as_blocks(vi, S, a)
+    ins = [vp, xin] if n.op == "GATHER" else [xin, vp]
+    lf.copy_node(n, ins, [lf.put(n.outputs[0], list(n.outputs[0].shape), axis + a)])
+
+
 def update_slice(lf: TokenLifter, n: Node) -> None:
     """A cache write of one row per token at the position: all T rows written from the first token's start.
 
@@ -273,5 +290,5 @@ RULES: dict[str, Callable[[TokenLifter, Node], None]] = {
     **{op: reduce for op in REDUCE}, **{op: layout for op in LAYOUT},
     "FULLY_CONNECTED": fully_connected, "BATCH_MATMUL": batch_matmul, "CONCATENATION": concatenation,
     "TRANSPOSE": transpose, "SLICE": slice_, "STABLEHLO_COMPOSITE": composite,
-    "DYNAMIC_UPDATE_SLICE": update_slice,
+    "DYNAMIC_UPDATE_SLICE": update_slice, "GATHER": gather, "EMBEDDING_LOOKUP": gather,
 }
