@@ -16,7 +16,7 @@ from mtpsurgeon.errors import SurgeryError
 from mtpsurgeon.surgery.add_verify import DECODE, VERIFY, VerifyPlan, classify_decode
 from mtpsurgeon.surgery.ir import Model
 from mtpsurgeon.surgery.token_block_rules import RULES
-from mtpsurgeon.surgery.token_blocks import Lifted, NotLiftable, TokenLifter, block_axes
+from mtpsurgeon.surgery.token_blocks import Lifted, NotLiftable, TokenLifter
 
 
 def add_batched_verify(model: Model, draft_steps: int, plan: VerifyPlan) -> None:
@@ -32,9 +32,7 @@ def add_batched_verify(model: Model, draft_steps: int, plan: VerifyPlan) -> None
     ins = {}
     for name, t in dec.inputs.items():
         shape = list(t.shape)
-        if name in tokens:
-            if tokens[name] not in block_axes(shape):
-                raise NotLiftable(f"'{DECODE}' input '{name}' {shape}: dims before its token dim are not 1")
+        if name in tokens:  # T tokens on the token dim: exactly the layout of a lifted value (token_blocks)
             shape[tokens[name]] = T
         ins[name] = g.add_tensor(f"{VERIFY}_{name}", shape, t.dtype, quantization=t.quantization)
         if name in tokens:

@@ -98,10 +98,15 @@ class TokenLifter:
         raise NotLiftable(f"tensor {label(t)} is read before anything produces it")
 
     def const(self, t: Tensor) -> Tensor:
+        """``t`` in ``dst`` (its Buffer shared, no data copied; blockwise scale tensors follow it)."""
         if id(t) not in self._consts:
             c = copy.copy(t)
             self.dst.tensors.append(c)
             self._consts[id(t)] = c
+            for f in ("block_scales", "block_zero_points"):
+                ref = getattr(t, f)
+                if ref is not None:
+                    setattr(c, f, self.const(ref))
         return self._consts[id(t)]
 
     def int_const(self, like: Tensor | None, values: list[int], tag: str) -> Tensor:
