@@ -129,7 +129,8 @@ def test_decode_and_verify_equal_the_ground_truth(enabled):
         if fam is TORCH:
             assert all(v == 0 for v in diff.values()), diff
         else:
-            assert diff["kv_cache_k_0"] == 0 and diff["kv_cache_v_0"] == 0 and diff["kv_cache_k_1"] <= 2, diff
+            assert diff["kv_cache_k_0"] == 0 and diff["kv_cache_v_0"] == 0, diff  # the first layer's rows: exact
+            assert diff["kv_cache_k_1"] <= 3 and diff["kv_cache_v_1"] <= 3, diff  # a few INT8 steps at most
             assert 0 < max(diff.values()), diff
 
 
