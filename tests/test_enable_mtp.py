@@ -170,6 +170,16 @@ def test_the_batched_verify_is_one_pass_like_the_exporters(enabled):
     assert len(ours["verify"]) <= 1.5 * len(gt["verify"]), (len(ours["verify"]), len(gt["verify"]))
 
 
+def test_tune_re_specializes_the_batched_verify(enabled, tmp_path):
+    """The batched verify is an ordinary batched graph: `tune` changes its length (symbolic shape inference),
+    and its gate passes (verify over G'+1 tokens vs as many decode calls)."""
+    fam, out, _ = enabled
+    res = mtpsurgeon.tune(out, 1, tmp_path / "g1.litertlm")
+    assert res.draft_steps == 1 and res.source_draft_steps == 3 and res.equivalence.ok(), res.equivalence.describe()
+    d = Interpreter(model_content=section(tmp_path / "g1.litertlm")).get_signature_runner("verify").get_input_details()
+    assert d["input_pos"]["shape"].tolist() == [2] and d["mask"]["shape"].tolist() == [1, 1, 2, 128]
+
+
 def _base_with_an_op_without_batched_form(tmp_path):
     """The torch no-MTP base with a TILE (multiples 1: the identity) before the LM head: decode computes the
     same, but no batched rule exists for TILE."""
