@@ -310,3 +310,21 @@ def test_inspect_says_mtp_can_be_added_and_which_checkpoints_fit(fam, tmp_path):
 def test_inspect_of_an_mtp_ready_base_has_no_addable_finding():
     doc = json.loads(cli("inspect", TORCH.path("hidden/no-drafter.litertlm"), "--json").stdout)["mtp"]
     assert "mtp_addable" not in [f["kind"] for f in doc["findings"]]
+
+
+def test_a_batched_verify_that_fails_the_gate_is_not_written(tmp_path, monkeypatch):
+    """The gate decides: with a deliberately wrong rule (SOFTMAX lifted as LOG_SOFTMAX) the batched verify
+    computes something else, fails verify == 4 decode calls, and the unbatched construction is written instead,
+    saying why."""
+    from mtpsurgeon.surgery import token_block_rules as rules
+    from mtpsurgeon.surgery.ir import OpCode
+
+    def wrong_softmax(lf, n):
+        rules.row_wise(lf, n)
+        lf.dst.nodes[-1].opcode = OpCode.make("LOG_SOFTMAX")
+        lf.dst.nodes[-1].options, lf.dst.nodes[-1].options_type = None, 0
+
+    monkeypatch.setitem(rules.RULES, "SOFTMAX", wrong_softmax)
+    res = mtpsurgeon.enable_mtp(no_mtp(TORCH), tmp_path / "out.litertlm")
+    assert res.batched is False and "failed the gate" in res.unbatched_reason, res.unbatched_reason
+    assert res.equivalence["bit_identical"] and "IF" in _verify_ops(tmp_path / "out.litertlm")["verify"]
