@@ -5,7 +5,9 @@ logits matmul, after the final norm), found by dataflow from `decode`'s
 `logits` output back through the soft-cap ops; it becomes an f32 output of
 `decode`.
 
-`verify` over T = G + 1 tokens is built as T consecutive calls of a copy of
+The batched `verify` (one pass over the tokens) is built by
+:mod:`~mtpsurgeon.surgery.add_batched_verify`; :func:`add_verify` here is the
+fallback where that cannot be proven: `verify` over T = G + 1 tokens as T consecutive calls of a copy of
 `decode`'s graph (IF operators with a constant-true condition, both branches
 the copy; its constants share decode's buffers, so no weight is stored
 twice; a graph that is both a signature's entry and an IF branch corrupts the
@@ -15,8 +17,7 @@ caches the previous call wrote; ``logits`` [1,T,V] and ``activations``
 [1,T,H] concatenate the rows. It computes exactly what G + 1 decode calls
 compute (the gate checks it bit for bit) and stores no second copy of any
 weight; decode's graph itself is unchanged. It does not batch the tokens: one
-verify call costs what G + 1 decode calls cost (see the note in
-:class:`VerifyPlan`).
+verify call costs what G + 1 decode calls cost.
 
 A `decode` input that is neither a token input (seeds.TOKEN_AXES) nor state
 (an input with a same-named output of the same shape) and has a unit dim could
