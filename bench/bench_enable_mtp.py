@@ -6,7 +6,7 @@ exported without MTP: one signature `decode` (1 token: `embeddings`, `input_pos`
 a final RMS-style MUL and a constant [V, H] LM head producing `logits` (no
 `activations`, no `verify`). Then, each in a fresh subprocess, for each size:
 
-  (i)  add `activations` + `verify` in the IR and stream the base out (no gate),
+  (i)  add `activations` + the batched `verify` in the IR and stream the base out (no gate),
   (ii) the whole `enable_mtp` (adds the interpreter gate: verify vs 4 decode calls,
        reference kernels above 256 MiB, which hold no copy of the weights),
 
@@ -111,18 +111,19 @@ from pathlib import Path
 if sys.argv[1] == "rewrite":
     from mtpsurgeon.formats.open import open_file
     from mtpsurgeon.surgery.ir import Model
-    from mtpsurgeon.surgery.add_verify import VerifyPlan, add_activations, add_verify
+    from mtpsurgeon.surgery.add_verify import VerifyPlan, add_activations
+    from mtpsurgeon.surgery.add_batched_verify import add_batched_verify
     from mtpsurgeon.surgery.respecialize_verify import write_base
     src = open_file(sys.argv[2])
     ir = Model.from_tflite(src)
     plan = VerifyPlan(4)
-    add_activations(ir, plan); add_verify(ir, 3, plan)
+    add_activations(ir, plan); add_batched_verify(ir, 3, plan)
     write_base(ir, src, Path(sys.argv[3]))
     extra = {{"activations": plan.activations}}
 else:
     from mtpsurgeon.surgery.enable_mtp import enable_mtp
     r = enable_mtp(sys.argv[2], sys.argv[3], force=True)
-    extra = {{"gate": r.equivalence.describe()}}
+    extra = {{"gate": r.equivalence.describe(), "batched": r.plan.batched}}
 time.sleep(0.02)
 print(json.dumps({{"wall": time.perf_counter() - t0, "peak_anon_mib": peak_anon[0],
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -336,6 +336,8 @@ class EnableResult(JsonRecord):
     unchanged_signatures: list[str]
     unchanged_sections: list[int]
     notes: list[str]
+    batched: bool = False  #: `verify` is one batched pass over the tokens (not G + 1 decode calls)
+    unbatched_reason: str = ""  #: why it is not batched ("" when it is)
 
 
 # --- build-drafter ---------------------------------------------------------------------------

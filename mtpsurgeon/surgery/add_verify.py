@@ -5,7 +5,9 @@ logits matmul, after the final norm), found by dataflow from `decode`'s
 `logits` output back through the soft-cap ops; it becomes an f32 output of
 `decode`.
 
-`verify` over T = G + 1 tokens is built as T consecutive calls of a copy of
+The batched `verify` (one pass over the tokens) is built by
+:mod:`~mtpsurgeon.surgery.add_batched_verify`; :func:`add_verify` here is the
+fallback where that cannot be proven: `verify` over T = G + 1 tokens as T consecutive calls of a copy of
 `decode`'s graph (IF operators with a constant-true condition, both branches
 the copy; its constants share decode's buffers, so no weight is stored
 twice; a graph that is both a signature's entry and an IF branch corrupts the
@@ -15,8 +17,7 @@ caches the previous call wrote; ``logits`` [1,T,V] and ``activations``
 [1,T,H] concatenate the rows. It computes exactly what G + 1 decode calls
 compute (the gate checks it bit for bit) and stores no second copy of any
 weight; decode's graph itself is unchanged. It does not batch the tokens: one
-verify call costs what G + 1 decode calls cost (see the note in
-:class:`VerifyPlan`).
+verify call costs what G + 1 decode calls cost.
 
 A `decode` input that is neither a token input (seeds.TOKEN_AXES) nor state
 (an input with a same-named output of the same shape) and has a unit dim could
@@ -56,6 +57,8 @@ class VerifyPlan:
     state: list[str] = field(default_factory=list)
     per_token_outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    batched: bool = False  #: one batched pass (add_batched_verify) rather than T decode calls
+    unbatched_reason: str = ""  #: why the batched construction was not used ("" when it was, or not tried)
 
 
 def _single_producer(g: Graph, t: Tensor) -> Node:
@@ -111,7 +114,7 @@ def add_activations(model: Model, plan: VerifyPlan) -> None:
     plan.activations, plan.hidden, plan.lm_head = act.name, act.shape[-1], head.outputs[0].name
 
 
-def _classify(model: Model) -> tuple[dict[str, int], list[str], list[str]]:
+def classify_decode(model: Model) -> tuple[dict[str, int], list[str], list[str]]:
     """decode's token inputs (name -> token axis), state names, per-token output names; refuses ambiguity."""
     dec = model.signature(DECODE)
     tokens: dict[str, int] = {}
@@ -182,7 +185,7 @@ def add_verify(model: Model, draft_steps: int, plan: VerifyPlan) -> None:
     if model.signature(VERIFY) is not None:
         raise SurgeryError(f"the model already has a '{VERIFY}' signature")
     dec = model.signature(DECODE)
-    tokens, state, per_token = _classify(model)
+    tokens, state, per_token = classify_decode(model)
     T = draft_steps + 1
     by_tensor = {id(t): n for n, t in dec.inputs.items()}
     missing = [t.name for t in dec.graph.inputs if id(t) not in by_tensor]

@@ -3,10 +3,13 @@
     from mtpsurgeon.surgery.enable_mtp import enable_mtp
     result = enable_mtp("gemma-4-12B.litertlm", "12B-verify.litertlm", draft_steps=3)
 
-What is added is described in :mod:`mtpsurgeon.surgery.add_verify`. The
-result is gated before it is renamed into place: in the LiteRT interpreter
-`verify` over G + 1 tokens must equal G + 1 `decode` calls (logits,
-activations, every KV cache); every other signature keeps its structural
+What is added is described in :mod:`mtpsurgeon.surgery.add_verify`: `verify`
+is one batched pass (:mod:`mtpsurgeon.surgery.add_batched_verify`) where that
+construction is proven, else G + 1 calls of decode's graph, and the outcome's
+plan says which and why. The result is gated before it is renamed into place:
+in the LiteRT interpreter `verify` over G + 1 tokens must equal G + 1 `decode`
+calls (logits, activations, every KV cache; with INT8 caches on the float twin,
+see :func:`~mtpsurgeon.surgery.respecialize_verify.verify_equivalence`); every other signature keeps its structural
 fingerprint, `decode` changes only by the added output; in a container every
 other section is byte-identical (the header is rewritten for the new section
 offsets and sizes only: no metadata section or item changes). The base's
@@ -22,14 +25,22 @@ from pathlib import Path
 
 from mtpsurgeon.errors import SurgeryError, UsageError
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
-from mtpsurgeon.formats.litertlm.writer import Replace, rewrite_container
 from mtpsurgeon.formats.open import ModelFile, open_file
 from mtpsurgeon.formats.tflite import TFLiteModel
 from mtpsurgeon.outputs import atomic_output
+from mtpsurgeon.surgery.add_batched_verify import add_batched_verify
 from mtpsurgeon.surgery.add_verify import ACTIVATIONS, DECODE, VERIFY, VerifyPlan, add_activations, add_verify
 from mtpsurgeon.surgery.ir import Model
 from mtpsurgeon.surgery.ir.fingerprint import signature_fingerprint
-from mtpsurgeon.surgery.respecialize_verify import GATE_XNNPACK_BELOW, _file_sha, _sha, open_for_rewrite, write_base
+from mtpsurgeon.surgery.respecialize_verify import (
+    GATE_XNNPACK_BELOW,
+    _file_sha,
+    _sha,
+    open_for_rewrite,
+    verify_equivalence,
+    write_rewritten,
+)
+from mtpsurgeon.surgery.token_blocks import NotLiftable
 from mtpsurgeon.surgery.verify_vs_decode import Equivalence, check_verify_matches_decode
 
 PREFILL_DECODE = "tf_lite_prefill_decode"
@@ -63,8 +74,12 @@ def needs_mtp(model: TFLiteModel) -> bool:
 
 
 def enable_mtp(base: str | os.PathLike | ModelFile, out: str | os.PathLike, *, draft_steps: int = 3,
-               force: bool = False, seed: int = 0) -> EnableOutcome:
-    """Write ``base`` with `activations` and a `verify` over ``draft_steps`` + 1 tokens, gated (module docstring)."""
+               force: bool = False, seed: int = 0, batched: bool = True) -> EnableOutcome:
+    """Write ``base`` with `activations` and a `verify` over ``draft_steps`` + 1 tokens, gated (module docstring).
+
+    ``batched``: try the one-pass construction first (:mod:`~mtpsurgeon.surgery.add_batched_verify`);
+    where it cannot be proven or fails the gate, the unbatched one is written and the plan says why.
+    """
     src, out = open_for_rewrite(base, draft_steps, out, force)
     model, section = base_model_of(src)
     if VERIFY in {s.key for s in model.signatures}:
@@ -73,29 +88,50 @@ def enable_mtp(base: str | os.PathLike | ModelFile, out: str | os.PathLike, *, d
     ir = Model.from_tflite(model)
     before = {s.key: signature_fingerprint(ir, s.key) for s in ir.signatures}
     decode_outputs = list(ir.signature(DECODE).outputs) if ir.signature(DECODE) else []
-    plan = VerifyPlan(draft_steps + 1)
+    reason = "" if batched else "not requested (batched=False, --unbatched)"
+    with atomic_output(out, force) as tmp:
+        with tempfile.TemporaryDirectory(prefix=".enable-mtp-", dir=tmp.parent) as work:
+            for attempt in ((True, False) if batched else (False,)):
+                try:
+                    ir, plan = _enabled_ir(src, model, draft_steps, attempt)
+                except NotLiftable as exc:
+                    reason = f"the batched construction cannot be proven: {exc}"
+                    continue
+                base_path = write_rewritten(ir, model, src, section, tmp, Path(work))
+                try:
+                    outcome = _gate(src, section, base_path, tmp, before, decode_outputs, plan, seed, Path(work))
+                except SurgeryError as exc:
+                    if not attempt:
+                        raise
+                    reason = f"the batched verify failed the gate: {exc}"
+                    continue
+                break
+            if reason:
+                plan.unbatched_reason = reason
+                plan.notes.append(f"not batched: {reason}")
+        outcome.output = out
+    return outcome
+
+
+def _enabled_ir(src: ModelFile, model: TFLiteModel, draft_steps: int, batched: bool) -> tuple[Model, VerifyPlan]:
+    """The base's IR with `activations` and `verify` added (batched: raises NotLiftable where unproven)."""
+    ir, plan = Model.from_tflite(model), VerifyPlan(draft_steps + 1)
     try:
         add_activations(ir, plan)
         mask = ir.signature(DECODE).inputs.get("mask")
         if mask is not None and plan.tokens >= mask.shape[-1]:
             raise UsageError(f"--draft-steps {draft_steps}: {plan.tokens} tokens do not fit the KV cache "
                              f"({mask.shape[-1]})")
-        add_verify(ir, draft_steps, plan)
+        (add_batched_verify if batched else add_verify)(ir, draft_steps, plan)
+    except NotLiftable:
+        raise
     except SurgeryError as exc:
         raise SurgeryError(f"{src.path}: cannot add MTP: {exc}") from None
-    with atomic_output(out, force) as tmp:
-        with tempfile.TemporaryDirectory(prefix=".enable-mtp-", dir=tmp.parent) as work:
-            base_path = tmp if section is None else Path(work) / "base.tflite"
-            write_base(ir, model, base_path)
-            if section is not None:
-                rewrite_container(src, [Replace(section, base_path)], tmp, force=True)
-            outcome = _gate(src, section, base_path, tmp, before, decode_outputs, plan, seed)
-        outcome.output = out
-    return outcome
+    return ir, plan
 
 
 def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, before: dict[str, str],
-          decode_outputs: list[str], plan: VerifyPlan, seed: int) -> EnableOutcome:
+          decode_outputs: list[str], plan: VerifyPlan, seed: int, work: Path) -> EnableOutcome:
     """Every check the written file must pass; raises (nothing is renamed into place) on a failure."""
     written = open_file(tmp)
     new_base, _ = base_model_of(written)
@@ -127,6 +163,11 @@ def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, befor
             same_sections.append(sec.index)
     kernels = "xnnpack" if base_path.stat().st_size < GATE_XNNPACK_BELOW else "builtin"
     eq = check_verify_matches_decode(base_path, seed=seed, kernels=kernels)
+    if not eq.ok() and plan.batched:  # INT8 caches: rows written within one call stay float, as an exporter's verify
+        direct = eq.describe()
+        eq, notes = verify_equivalence(base_path, work, seed, kernels)
+        if notes:
+            plan.notes.extend([*notes, f"compared directly (caches re-quantized after each decode call): {direct}"])
     if not eq.ok():
         raise SurgeryError(f"the added '{VERIFY}' does not match repeated '{DECODE}': {eq.describe()}")
     return EnableOutcome(Path(tmp), section, plan, eq, sorted(unchanged), same_sections)

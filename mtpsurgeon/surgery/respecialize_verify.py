@@ -160,6 +160,17 @@ def open_for_rewrite(model: str | os.PathLike | ModelFile, draft_steps: int, out
     return src, out
 
 
+def write_rewritten(ir: Model, base: TFLiteModel, src: ModelFile, section: int | None, tmp: Path,
+                    work: Path) -> Path:
+    """Write the rewritten base model: to ``tmp`` itself (a .tflite input), or to ``work`` and into a copy of
+    the container at ``tmp`` with section ``section`` replaced. Returns the path of the written base model."""
+    base_path = tmp if section is None else work / "base.tflite"
+    write_base(ir, base, base_path)
+    if section is not None:
+        rewrite_container(src, [Replace(section, base_path)], tmp, force=True)
+    return base_path
+
+
 def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out: str | os.PathLike, *,
                      force: bool = False, seed: int = 0) -> TuneResult:
     """Write ``model`` with `verify` re-specialized to ``draft_steps`` + 1 tokens, gated (see module docstring)."""
@@ -178,16 +189,13 @@ def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out
     change = respecialize(ir, tokens, shapes)
     with atomic_output(out, force) as tmp:
         with tempfile.TemporaryDirectory(prefix=".tune-", dir=tmp.parent) as work:
-            base_path = tmp if section is None else Path(work) / "base.tflite"
-            write_base(ir, base, base_path)
-            if section is not None:
-                rewrite_container(src, [Replace(section, base_path)], tmp, force=True)
+            base_path = write_rewritten(ir, base, src, section, tmp, Path(work))
             result = _gate(src, section, base_path, tmp, before, change, draft_steps, shapes.t0 - 1, seed, Path(work))
         result.output = out
     return result
 
 
-def _equivalence(base_path: Path, work: Path, seed: int, kernels: str) -> tuple[Equivalence, list[str]]:
+def verify_equivalence(base_path: Path, work: Path, seed: int, kernels: str) -> tuple[Equivalence, list[str]]:
     """verify over T' tokens vs T' decode calls; on the float twin when the state is quantized (see
     :mod:`~mtpsurgeon.surgery.quantized_boundary`: INT8 KV rows written inside one verify call stay float)."""
     written = open_file(base_path)
@@ -221,7 +229,7 @@ def _gate(src: ModelFile, section: int | None, base_path: Path, tmp: Path, befor
             if sec.index != section and _sha(src.section_bytes(sec.index)) != _sha(written.section_bytes(sec.index)):
                 raise SurgeryError(f"section {sec.index} changed although only section {section} was rewritten")
     kernels = "xnnpack" if base_path.stat().st_size < GATE_XNNPACK_BELOW else "builtin"
-    eq, notes = _equivalence(base_path, work, seed, kernels)
+    eq, notes = verify_equivalence(base_path, work, seed, kernels)
     if not eq.ok():
         raise SurgeryError(f"the re-specialized '{VERIFY}' does not match repeated 'decode': {eq.describe()}")
     links = _link_checks(tmp)

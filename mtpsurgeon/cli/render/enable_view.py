@@ -12,6 +12,11 @@ def render_enable(console, r: EnableResult) -> None:
     if r.activations:
         console.print(text(f"  'decode' now outputs 'activations' f32[1,1,{r.hidden}]: the input of the LM head "
                            f"(feeds '{r.lm_head}')"))
+    if r.batched:
+        console.print(text(f"  verify: one batched pass over {r.verify_tokens} tokens (each weight read once per call)"))
+    else:
+        console.print(text(f"  verify: NOT batched, {r.verify_tokens} decode calls per verify call: "
+                           f"{r.unbatched_reason}", "yellow"))
     console.print(text(f"  gate: {r.equivalence['detail']}"))
     console.print(text(f"  unchanged: signatures {', '.join(r.unchanged_signatures) or '-'}; "
                        f"sections {', '.join(map(str, r.unchanged_sections)) or '-'} (byte-identical)"))
