@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+import memprobe  # bench/memprobe.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 H, F, V, C = 256, 8192, 4096, 64
 
@@ -96,18 +98,6 @@ def _scalar(g, pos, p):
 
 
 PROBE = """
-import json, resource, sys, threading, time
-sys.path.insert(0, {repo!r})
-peak_anon = [0]
-def poll():
-    while True:
-        for line in open("/proc/self/status"):
-            if line.startswith("RssAnon:"):
-                peak_anon[0] = max(peak_anon[0], int(line.split()[1]) // 1024)
-        time.sleep(0.005)
-threading.Thread(target=poll, daemon=True).start()
-t0 = time.perf_counter()
-from pathlib import Path
 if sys.argv[1] == "rewrite":
     from mtpsurgeon.formats.open import open_file
     from mtpsurgeon.surgery.ir import Model
@@ -119,15 +109,12 @@ if sys.argv[1] == "rewrite":
     plan = VerifyPlan(4)
     add_activations(ir, plan); add_batched_verify(ir, 3, plan)
     write_base(ir, src, Path(sys.argv[3]))
-    extra = {{"activations": plan.activations}}
+    extra = {"activations": plan.activations}
 else:
     from mtpsurgeon.surgery.enable_mtp import enable_mtp
     r = enable_mtp(sys.argv[2], sys.argv[3], force=True)
-    extra = {{"gate": r.equivalence.describe(), "batched": r.plan.batched}}
-time.sleep(0.02)
-print(json.dumps({{"wall": time.perf_counter() - t0, "peak_anon_mib": peak_anon[0],
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "out_mib": Path(sys.argv[3]).stat().st_size / 2**20, **extra}}))
+    extra = {"gate": r.equivalence.describe(), "batched": r.plan.batched}
+report(out_mib=Path(sys.argv[3]).stat().st_size / 2**20, **extra)
 """
 
 
@@ -144,7 +131,7 @@ def main() -> None:
             print(f"base: {size / 2**20:.0f} MiB (generated in {time.perf_counter() - t:.1f} s)", flush=True)
             for mode in ("rewrite", "enable"):
                 out = Path(d) / f"{mode}.tflite"
-                p = subprocess.run([sys.executable, "-c", PROBE.format(repo=str(REPO)), mode, str(base), str(out)],
+                p = subprocess.run([sys.executable, "-c", memprobe.script(PROBE, str(REPO)), mode, str(base), str(out)],
                                    capture_output=True, text=True)
                 if p.returncode != 0:
                     print(f"  {mode}: FAILED\n{p.stderr[-2000:]}")

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+import memprobe  # bench/memprobe.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 H, F = 256, 8192  # model width, FC width: one 8 MiB float matrix each way
 
@@ -71,19 +73,7 @@ def build(path: Path, mib: int) -> int:
 
 
 PROBE = """
-import json, resource, sys, threading, time
-sys.path.insert(0, {repo!r})
-peak_anon = [0]
-def poll():  # anonymous (heap) memory, sampled: RSS also counts the mapped model's page-cache pages
-    while True:
-        for line in open("/proc/self/status"):
-            if line.startswith("RssAnon:"):
-                peak_anon[0] = max(peak_anon[0], int(line.split()[1]) // 1024)
-        time.sleep(0.005)
-threading.Thread(target=poll, daemon=True).start()
-t0 = time.perf_counter()
 if sys.argv[1] == "rewrite":
-    from pathlib import Path
     from mtpsurgeon.formats.open import open_file
     from mtpsurgeon.surgery.ir import Model
     from mtpsurgeon.surgery.respecialize_verify import respecialize, write_base
@@ -91,14 +81,11 @@ if sys.argv[1] == "rewrite":
     ir = Model.from_tflite(src)
     change = respecialize(ir, 2)
     write_base(ir, src, Path(sys.argv[3]))
-    extra = {{"constants": len(change.constants), "tensors": change.tensors}}
+    report(constants=len(change.constants), tensors=change.tensors)
 else:
     from mtpsurgeon.surgery.respecialize_verify import tune_draft_steps
     r = tune_draft_steps(sys.argv[2], 1, sys.argv[3], force=True)
-    extra = {{"gate": r.equivalence.describe()}}
-time.sleep(0.02)
-print(json.dumps({{"wall": time.perf_counter() - t0, "peak_anon_mib": peak_anon[0],
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}}))
+    report(gate=r.equivalence.describe())
 """
 
 
@@ -113,7 +100,7 @@ def main() -> None:
         size = build(src, args.mib)
         print(f"generated {size / 2**20:.0f} MiB model in {time.perf_counter() - t0:.1f} s")
         for phase in ("rewrite", "tune"):
-            p = subprocess.run([sys.executable, "-c", PROBE.format(repo=str(REPO)), phase, str(src), str(out)],
+            p = subprocess.run([sys.executable, "-c", memprobe.script(PROBE, str(REPO)), phase, str(src), str(out)],
                                capture_output=True, text=True)
             if p.returncode:
                 sys.exit(p.stderr[-2000:])
