@@ -88,7 +88,7 @@ def enable_mtp(base: str | os.PathLike | ModelFile, out: str | os.PathLike, *, d
     ir = Model.from_tflite(model)
     before = {s.key: signature_fingerprint(ir, s.key) for s in ir.signatures}
     decode_outputs = list(ir.signature(DECODE).outputs) if ir.signature(DECODE) else []
-    reason = "" if batched else "not requested (batched=False, --unbatched)"
+    reason = "" if batched else "asked for (--unbatched, batched=False)"
     with atomic_output(out, force) as tmp:
         with tempfile.TemporaryDirectory(prefix=".enable-mtp-", dir=tmp.parent) as work:
             for attempt in ((True, False) if batched else (False,)):
