@@ -7,12 +7,14 @@ from typing import Callable
 from mtpsurgeon.api.results import BuildResult
 from mtpsurgeon.surgery.drafter import BuildRefused, build_drafter as _build, write_built
 from mtpsurgeon.surgery.drafter.quantize import MODES
+from mtpsurgeon.inputs import accepts_weights_dir
 
 PathLike = str | os.PathLike
 
 __all__ = ["BuildRefused", "MODES", "build_drafter"]
 
 
+@accepts_weights_dir
 def build_drafter(checkpoint: PathLike, base: PathLike, out: PathLike, *, config: PathLike | None = None,
                   quant: str = "f32", kv_layers: dict[str, int] | None = None, rope: bool = True,
                   replace: bool = False, verify: bool = True, force: bool = False,

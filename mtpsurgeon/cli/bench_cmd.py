@@ -6,12 +6,14 @@ import click
 from mtpsurgeon.cli.bench_options import bench_options, run_bench
 from mtpsurgeon.cli.render.bench_view import render_bench
 from mtpsurgeon.cli.render.console import print_json, stdout_console
+from mtpsurgeon.cli.input_options import weights_dir_option
 
 
 @click.command("bench")
 @click.argument("model", type=click.Path(dir_okay=False))
 @bench_options()
 @click.option("--json", "as_json", is_flag=True, help="Print every run and the totals as JSON.")
+@weights_dir_option
 def command(model: str, prompts_file: str | None, max_tokens: int, repeats: int, backend: str, chat_template: bool,
             as_json: bool) -> None:
     """Run the LiteRT-LM engine with speculative decoding off and on; compare speed and output.

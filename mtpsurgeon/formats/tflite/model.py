@@ -34,6 +34,7 @@ class TFLiteModel:
         self.length = length
         self.records = records
         self.label = label
+        self._side_files: dict[int, MappedFile] | None = None  #: external weights files, by group, once opened
 
     # -- metadata -----------------------------------------------------------
     @property
@@ -103,11 +104,24 @@ class TFLiteModel:
         ext = next((e for e in self.records.external_buffers if e.id == t.external_buffer), None)
         if ext is None:
             raise self._fail(f"tensor '{t.name}': external buffer {t.external_buffer} is not declared")
-        weights = self.path.parent / ext.group
-        if not weights.is_file():
-            raise self._fail(f"tensor '{t.name}': external weights file '{ext.group}' not found beside the model")
-        mapped = MappedFile(weights)  # kept alive by the returned view
-        return mapped.slice(ext.offset, ext.length, f"external buffer {ext.id}")
+        mapped = self.side_file(ext.group_index)
+        return mapped.slice(ext.offset, ext.length, f"external buffer {ext.id} (tensor '{t.name}')")
+
+    def side_file(self, group: int) -> MappedFile:
+        """The weights file of external buffer group ``group``, opened once through the input policy."""
+        if self._side_files is None:
+            self._side_files = {}
+        mapped = self._side_files.get(group)
+        if mapped is None:
+            name = self.records.external_buffer_groups[group]
+            what = f"{self.label + ': ' if self.label else ''}external buffer group {group}"
+            path, fh = self.source.side_files.open(self.path, what, name)
+            try:
+                mapped = MappedFile(path, fh)  # the views handed out keep the map alive
+            except MalformedFileError as exc:  # an empty weights file
+                raise self._fail(f"external buffer group {group}: weights file {exc}") from exc
+            self._side_files[group] = mapped
+        return mapped
 
     def tensor_array(self, t: TensorRecord, unpack: bool = False) -> np.ndarray:
         """The tensor's stored values as a numpy array shaped like the tensor.
