@@ -12,6 +12,7 @@ from mtpsurgeon.formats.tflite.dtypes import bf16_to_f32, float8_to_f32, unpack_
 from mtpsurgeon.formats.tflite.records import (
     BufferRecord,
     BufferTable,
+    ExternalBufferRecord,
     ModelRecords,
     OperatorCodeRecord,
     SignatureRecord,
@@ -35,6 +36,7 @@ class TFLiteModel:
         self.records = records
         self.label = label
         self._side_files: dict[int, MappedFile] | None = None  #: external weights files, by group, once opened
+        self._external_by_id: dict[int, ExternalBufferRecord] | None = None
 
     # -- metadata -----------------------------------------------------------
     @property
@@ -78,6 +80,13 @@ class TFLiteModel:
         buffers = self.buffers
         return (buffers.size(t.buffer) if isinstance(buffers, BufferTable) else buffers[t.buffer].size) > 0
 
+    def stored_size(self, t: TensorRecord) -> int:
+        """How many bytes the tensor's payload takes where it is stored (no external file is opened)."""
+        if t.external_buffer:
+            ext = self._external_entry(t.external_buffer)
+            return ext.length if ext is not None else 0
+        return self.buffers[t.buffer].size if t.buffer > 0 else 0
+
     def sha256(self) -> str:
         """sha256 of the model's bytes (streamed)."""
         return self.source.sha256(self.offset, self.length)
@@ -101,11 +110,18 @@ class TFLiteModel:
         return self.buffer_bytes(t.buffer)
 
     def _external_bytes(self, t: TensorRecord) -> memoryview:
-        ext = next((e for e in self.records.external_buffers if e.id == t.external_buffer), None)
+        ext = self._external_entry(t.external_buffer)
         if ext is None:
             raise self._fail(f"tensor '{t.name}': external buffer {t.external_buffer} is not declared")
         mapped = self.side_file(ext.group_index)
         return mapped.slice(ext.offset, ext.length, f"external buffer {ext.id} (tensor '{t.name}')")
+
+    def _external_entry(self, id_: int) -> ExternalBufferRecord | None:
+        if self._external_by_id is None:
+            self._external_by_id = {}
+            for e in self.records.external_buffers:
+                self._external_by_id.setdefault(e.id, e)  # the first entry of a repeated id, as before
+        return self._external_by_id.get(id_)
 
     def side_file(self, group: int) -> MappedFile:
         """The weights file of external buffer group ``group``, opened once through the input policy."""
