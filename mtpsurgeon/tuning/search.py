@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 from mtpsurgeon.errors import MtpSurgeonError, UsageError
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.open import open_file
+from mtpsurgeon.inputs import SideFileRefused
 from mtpsurgeon.outputs import atomic_output, check_writable, same_file
 from mtpsurgeon.surgery.respecialize_verify import tune_draft_steps
 from mtpsurgeon.tuning.measure import Measurement, measure
@@ -112,6 +113,8 @@ def search_draft_steps(model: str | os.PathLike, steps: Iterable[int], out: str 
                     progress(f"G={g}: measuring")
                 step = (lambda msg, g=g: progress(f"G={g}: {msg}")) if progress else None
                 v.measurement = measure_fn(path, prompts, max_tokens=max_tokens, repeats=repeats, progress=step)
+            except SideFileRefused:
+                raise  # the input itself is refused (mtpsurgeon.inputs): no variant could differ
             except MtpSurgeonError as exc:
                 v.error = str(exc)
         ok = [v for v in variants if v.measurement is not None]
