@@ -18,6 +18,7 @@ from ai_edge_litert import schema_py_generated as fb
 from safetensors.numpy import load_file
 
 import mtpsurgeon
+import mtpsurgeon.api
 import weightskit
 from conftest import FIXTURES
 from mtpsurgeon.inputs import SideFileRefused, WeightsFolder, name_problem
@@ -184,27 +185,68 @@ def test_tune_bench_and_build_drafter_refuse(tmp_path):
     assert_refused(p, no_drafter, "/etc/passwd", dest)
 
 
+NO_MTP = ["no-mtp/gemma4-mini-nomtp.litertlm", "jax/no-mtp/gemma4-mini-nomtp.litertlm"]
+
+
+@pytest.mark.parametrize("fixture", NO_MTP)
+def test_enable_mtp_refuses(tmp_path, secret, fixture):
+    for i, name in enumerate(["../outside/secret.bin", str(secret)]):
+        base = hostile_container(tmp_path / str(i), fixture, "tf_lite_prefill_decode", name)
+        dest = tmp_path / f"dest{i}"
+        dest.mkdir()
+        assert_refused(cli("enable-mtp", base, "-o", dest / "e.litertlm"), base, name, dest)
+        # build-drafter first adds MTP to such a base: refused the same way
+        assert_refused(cli("build-drafter", tmp_path / "no-ckpt", "--base", base, "-o", dest / "b.litertlm"),
+                       base, name, dest)
+
+
 # -- every verb refuses a hostile name: library ---------------------------------------------------------
 
 def test_library_calls_refuse(tmp_path, secret):
     model = hostile(tmp_path / "in", "unsigned.tflite", str(secret), "hidden/unsigned-drafter.tflite")
     container = hostile_container(tmp_path, "gemma4-mini.litertlm", "tf_lite_prefill_decode", "../x.bin")
+    no_mtp = hostile_container(tmp_path / "n", NO_MTP[0], "tf_lite_prefill_decode", "/etc/passwd")
+    ckpt = tmp_path / "ckpt"
+    mtpsurgeon.extract(FIXTURES / "mtp_drafter_f32.tflite", ckpt, dtype="f32", names="hf", models=False)
     dest = tmp_path / "dest"
     calls = [
         lambda: mtpsurgeon.inspect(model),
         lambda: mtpsurgeon.list_tensors(model),
+        lambda: mtpsurgeon.api.inspect_json(model).__enter__(),
+        lambda: mtpsurgeon.api.tensor_rows(model).__enter__(),
         lambda: mtpsurgeon.extract(model, dest / "x", select="all"),
         lambda: mtpsurgeon.restore(model, dest / "r.tflite", base=FIXTURES / "gemma4-mini.litertlm"),
         lambda: mtpsurgeon.tune(container, 1, dest / "t.litertlm"),
         lambda: mtpsurgeon.tune_search(container, [1, 2], dest / "s.litertlm"),
         lambda: mtpsurgeon.bench(container, max_tokens=2, repeats=1),
         lambda: mtpsurgeon.open_file(model),
+        lambda: mtpsurgeon.enable_mtp(no_mtp, dest / "e.litertlm"),
+        lambda: mtpsurgeon.build_drafter(ckpt, no_mtp, dest / "b.litertlm", rope=False),
+        lambda: mtpsurgeon.build_drafter(ckpt, container, dest / "b2.litertlm", rope=False, replace=True),
     ]
     for call in calls:
         with pytest.raises(SideFileRefused) as exc:
             call()
         assert exc.value.exit_code == 2 and "external buffer group" in str(exc.value)
     assert not dest.exists()
+
+
+VERBS = ["inspect", "extract", "restore", "tune", "bench", "build-drafter", "enable-mtp"]
+CALLS = ["inspect", "inspect_json", "list_tensors", "tensor_rows", "extract", "restore", "tune", "tune_search", "bench",
+         "build_drafter", "enable_mtp", "open_file"]
+
+
+def test_every_verb_and_call_takes_a_weights_folder():
+    import inspect as signatures
+
+    from mtpsurgeon import api
+
+    for verb in VERBS:
+        p = cli(verb, "--help")
+        assert p.returncode == 0 and "--weights-dir" in p.stdout, (verb, p.stdout)
+    for name in CALLS:
+        fn = getattr(mtpsurgeon, name, None) or getattr(api, name)
+        assert "weights_dir" in signatures.signature(fn).parameters, name
 
 
 # -- legitimate weights beside the model -----------------------------------------------------------------
@@ -306,3 +348,97 @@ def test_restore_and_extract_write_self_contained_models(tmp_path):
     written = next(x.glob("*.tflite"))
     m = fb.ModelT.InitFromPackedBuf(bytearray(written.read_bytes()), 0)
     assert not m.externalBufferGroups and not m.externalBuffers
+
+
+def external_container(folder: Path, fixture: str, section_type: str = "tf_lite_prefill_decode") -> Path:
+    """``fixture`` (a .litertlm) whose ``section_type`` section keeps its weights in a file beside the container."""
+    from mtpsurgeon.formats.litertlm.writer import Replace, rewrite_container
+    from mtpsurgeon.formats.open import open_file
+
+    src = open_file(FIXTURES / fixture)
+    index = next(i for i, s in enumerate(src.sections) if s.model_type == section_type)
+    e = weightskit.externalize(bytes(src.section_bytes(index)), "base.weights")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / Path(fixture).name
+    rewrite_container(src, [Replace(index, e.model)], out)
+    src.source.close()
+    (folder / "base.weights").write_bytes(e.weights)
+    return out
+
+
+def _signature_outputs(section: bytes, key: str) -> dict[str, np.ndarray]:
+    """Run signature ``key`` of a TFLite model in the LiteRT interpreter on fixed inputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=section).get_signature_runner(key)
+    rng = np.random.default_rng(3)
+    feeds = {}
+    for k, d in runner.get_input_details().items():
+        if k == "input_pos":
+            feeds[k] = np.arange(1, 1 + int(np.prod(d["shape"])), dtype=d["dtype"]).reshape(d["shape"])
+        elif np.dtype(d["dtype"]).kind == "f":
+            feeds[k] = rng.standard_normal(d["shape"]).astype(d["dtype"])
+        else:
+            feeds[k] = np.zeros(d["shape"], d["dtype"])
+    return runner(**feeds)
+
+
+@pytest.mark.parametrize("fixture", NO_MTP)
+def test_enable_mtp_and_tune_read_weights_beside_the_container(tmp_path, fixture):
+    """enable-mtp on a base whose weights live beside it equals enable-mtp on the fixture (LiteRT interpreter)."""
+    from fixture_oracles import sections
+
+    mini = fixture.replace("no-mtp/gemma4-mini-nomtp", "gemma4-mini")  # the same family's base with verify
+    base, with_verify = external_container(tmp_path / "in", fixture), external_container(tmp_path / "in2", mini)
+    (tmp_path / "o").mkdir()
+    runs = {"enable-mtp": (base, FIXTURES / fixture, ["-g", "3"]), "tune": (with_verify, FIXTURES / mini, ["-g", "2"])}
+
+    def base_of(path):
+        return next(s["data"] for s in sections(path) if s["items"].get("model_type") == "tf_lite_prefill_decode")
+
+    for verb, (external, original, opts) in runs.items():
+        out, ref = tmp_path / "o" / f"{verb}.litertlm", tmp_path / f"{verb}-ref.litertlm"
+        for model, dest in ((external, out), (original, ref)):
+            p = cli(verb, model, *opts, "-o", dest)
+            assert p.returncode == 0, (verb, p.stderr)
+        written = base_of(out)
+        m = fb.ModelT.InitFromPackedBuf(bytearray(written), 0)
+        assert not m.externalBufferGroups and not m.externalBuffers  # self-contained wherever it is written
+        for key in ("decode", "verify"):
+            got, want = _signature_outputs(written, key), _signature_outputs(base_of(ref), key)
+            assert got.keys() == want.keys()
+            for k in want:
+                np.testing.assert_array_equal(got[k], want[k], err_msg=f"{verb} {key}: {k}")
+    # moved elsewhere, the weights are found only through --weights-dir
+    elsewhere = tmp_path / "w"
+    elsewhere.mkdir()
+    (base.parent / "base.weights").rename(elsewhere / "base.weights")
+    p = cli("enable-mtp", base, "-o", tmp_path / "o" / "no.litertlm")
+    assert p.returncode == 2 and "base.weights" in p.stderr and not (tmp_path / "o" / "no.litertlm").exists()
+    assert mtpsurgeon.enable_mtp(base, tmp_path / "o" / "lib.litertlm", weights_dir=elsewhere).equivalence["ok"]
+
+
+@pytest.mark.parametrize("fixture", ["gemma4-mini.litertlm", "jax/gemma4-mini.litertlm"])
+def test_sections_copied_unchanged_stay_beside_their_weights(tmp_path, fixture):
+    """tune rewrites the base and copies the embedder, whose weights live beside the container: the copy must
+    land in that folder (where its names resolve) or be refused with nothing written."""
+    model = external_container(tmp_path / "in", fixture, "tf_lite_embedder")
+    away = tmp_path / "away"
+    away.mkdir()
+    p = cli("tune", model, "-g", "2", "-o", away / "t.litertlm")
+    assert p.returncode == 2 and "write the output into" in p.stderr and "base.weights" in p.stderr, p.stderr
+    assert not any(away.iterdir())
+    p = cli("tune", model, "-g", "2", "-o", model.parent / "t.litertlm")
+    assert p.returncode == 0, p.stderr
+    # the copied embedder, run by LiteRT's CompiledModel beside the weights file, equals the fixture's embedder
+    from fixture_oracles import sections
+
+    def embedder(path):
+        return next(s["data"] for s in sections(path) if s["items"].get("model_type") == "tf_lite_embedder")
+
+    copy, ref = model.parent / "embedder.tflite", tmp_path / "ref-embedder.tflite"
+    copy.write_bytes(embedder(model.parent / "t.litertlm"))
+    ref.write_bytes(embedder(FIXTURES / fixture))
+    assert fb.ModelT.InitFromPackedBuf(bytearray(copy.read_bytes()), 0).externalBufferGroups
+    got, want = _compiled_run(copy), _compiled_run(ref)
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
