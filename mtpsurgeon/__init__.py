@@ -20,6 +20,11 @@ valid model, exit 2), :class:`UsageError` (exit 2), :class:`OutputExistsError`
 :class:`NothingToRestore`, :class:`EngineUnavailableError`,
 :class:`SpeculativeDecodingUnavailableError`, :class:`EngineError`, :class:`BuildRefused`.
 
+A model's external weights (``ExternalBufferGroup`` names) are read only from
+the model's own folder, or from ``weights_dir=`` (every verb's keyword, or
+``with reading_weights_from(DIR):``); any other name raises
+:class:`SideFileRefused` (exit 2). See :mod:`mtpsurgeon.inputs`.
+
 ``open_file(path)`` gives the low-level reader (a ``TFLiteModel`` or a
 ``LiteRTLMContainer`` over one read-only memory map).
 """
@@ -44,8 +49,8 @@ __all__ = [
     "inspect", "list_tensors", "extract", "restore", "bench", "build_drafter", "tune", "tune_search", "enable_mtp",
     "open_file", "Report", "TensorInfo", "ExtractResult", "RestoreResult", "BenchResult", "BuildResult", "BuildRefused",
     "EnableResult", "MtpSurgeonError", "MalformedFileError", "UsageError", "OutputExistsError", "SurgeryError", "NothingToRestore",
-    "EngineUnavailableError", "SpeculativeDecodingUnavailableError", "EngineError",
-    "__version__",
+    "EngineUnavailableError", "SpeculativeDecodingUnavailableError", "EngineError", "SideFileRefused",
+    "reading_weights_from", "__version__",
 ]
 
 #: public name -> module defining it. Imported on first use, not at ``import mtpsurgeon``, so the
@@ -60,6 +65,7 @@ _LAZY = {
     "EnableResult": "mtpsurgeon.api.results",
     "tune_search": "mtpsurgeon.api.tune",
     "open_file": "mtpsurgeon.formats.open",
+    **dict.fromkeys(("SideFileRefused", "reading_weights_from"), "mtpsurgeon.inputs"),
 }
 
 

@@ -1,20 +1,28 @@
-"""Seeded mutation fuzzing of ``inspect``, ``extract`` and ``restore`` on every fixture.
+"""Seeded mutation fuzzing of ``inspect``, ``extract``, ``restore`` (and, on side files, ``tune`` and
+``enable-mtp``) on every fixture.
 
     python -m tests.fuzz --runs 10000 [--seed 1] [--jobs 2] [--save DIR]   # release check
     python -m tests.fuzz --seconds 50                                       # what CI runs (via test_fuzz.py)
+    python -m tests.fuzz --runs 500 --family side                           # side-file cases only
 
 Each run takes one fixture, applies one seeded mutation — bit flips in the
 flatbuffer tables or the container header, a truncation, a u32 overwritten
 with 0x7fffffff / 0xffffffff / 0x80000000, a copied or zeroed byte range —
 and runs one command on it in a forked child (the CLI in-process, as
-``python -m mtpsurgeon`` runs it). A run passes when:
+``python -m mtpsurgeon`` runs it). A share of the runs (:data:`SIDE_SHARE`) are
+*side-file* cases instead (:mod:`fuzz_side`): the model's weights moved into a
+file beside it, then a hostile group name, a missing or empty weights file, an
+offset or length past its end, or a group naming the model itself. A run passes when:
 
 * the exit code is 0, 1 or 2 (no signal, no other code);
 * stderr has no ``Traceback`` and no ``internal error``;
 * it ends within ``--timeout`` seconds and its peak RSS stays under ``--max-rss-mb``;
 * every input's bytes and mtime are unchanged (for restore with ``--drafter`` /
   ``--base``, half the runs mutate that file instead of MODEL);
-* the destination holds nothing at all (not even a temporary file) unless the exit code is 0.
+* the destination holds nothing at all (not even a temporary file) unless the exit code is 0;
+* side-file cases: no leak — neither stdout, stderr nor any output holds the token of the
+  sentinel file outside the model's folder, and the child opened no path in that folder
+  nor ``/dev/zero`` (an audit hook on ``open``).
 
 Run ``i`` of seed ``s`` is reproducible on its own: ``--seed s --only i --save DIR``.
 """
@@ -36,11 +44,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+import fuzz_side  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
 SPECIALS = (0x7FFFFFFF, 0xFFFFFFFF, 0x80000000)
 MUTATIONS = ("bitflip_table", "bitflip_header", "truncate", "u32_special", "copy_range", "zero_range")
 COMMANDS = ("inspect", "inspect_json", "extract", "restore")
+#: Side-file cases also run the verbs that rewrite a base (they read every external weight).
+SIDE_COMMANDS = COMMANDS + ("tune", "enable_mtp")
+#: The share of runs that are side-file cases (``--family all``).
+SIDE_SHARE = 0.4
+FAMILIES = ("all", "bytes", "side")
 
 
 def fixtures() -> list[Path]:
@@ -113,6 +130,7 @@ class Case:
     input: Path  #: the mutated file
     dest: Path
     inputs: list[Path] = field(default_factory=list)  #: every input file (must stay unchanged)
+    side: fuzz_side.SideFile | None = None  #: a side-file case: its sentinel and token
 
 
 @dataclass
@@ -126,16 +144,25 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def make_case(seed: int, index: int, files: list[Path], work: Path) -> Case:
-    """Run ``index`` of campaign ``seed``: deterministic in (seed, index) alone."""
+def make_case(seed: int, index: int, files: list[Path], work: Path, family: str = "all") -> Case:
+    """Run ``index`` of campaign ``seed``: deterministic in (seed, index, family) alone."""
     rng = random.Random(f"{seed}:{index}")
     fixture = files[index % len(files)]
-    data, desc = mutate(fixture.read_bytes(), rng)
-    command = rng.choice(COMMANDS)
     folder = work / f"run{index}"
     folder.mkdir(parents=True)
     inp = folder / "in" / fixture.name
     inp.parent.mkdir()
+    side = None
+    if family == "side" or (family == "all" and rng.random() < SIDE_SHARE):
+        data, side = fuzz_side.make_side_case(fixture.read_bytes(), inp, rng)
+        desc = side.description
+        if rng.random() < 0.2:  # and a byte mutation of the externalized model
+            data, more = mutate(data, rng)
+            desc += f" + {more}"
+        command = rng.choice(SIDE_COMMANDS)
+    else:
+        data, desc = mutate(fixture.read_bytes(), rng)
+        command = rng.choice(COMMANDS)
     inp.write_bytes(data)
     dest = folder / "dest"
     if command == "inspect":
@@ -145,6 +172,10 @@ def make_case(seed: int, index: int, files: list[Path], work: Path) -> Case:
     elif command == "extract":
         args = ["extract", str(inp), "-o", str(dest / "x"), "--dtype", rng.choice(["raw", "f32", "bf16"])]
         args += rng.choice([[], [], ["--orphans"], ["--all"]])
+    elif command == "tune":
+        args = ["tune", str(inp), "-g", str(rng.choice([1, 2, 4])), "-o", str(dest / f"tuned{fixture.suffix}")]
+    elif command == "enable_mtp":
+        args = ["enable-mtp", str(inp), "-o", str(dest / f"enabled{fixture.suffix}"), "-g", str(rng.choice([1, 3]))]
     else:
         args = ["restore", str(inp), "-o", str(dest / f"out{fixture.suffix}")]
         extra = None
@@ -154,26 +185,40 @@ def make_case(seed: int, index: int, files: list[Path], work: Path) -> Case:
             extra = ("--base", FIXTURES / "gemma4-mini.litertlm")
         if extra is not None:
             option, path = extra
-            side = folder / "in" / f"side-{path.name}"
+            other = folder / "in" / f"side-{path.name}"
             if rng.random() < 0.5:  # mutate the --drafter / --base file instead of MODEL
-                side.write_bytes(mutate(path.read_bytes(), rng)[0])
-                inp.write_bytes(fixture.read_bytes())
-                desc = f"{option} {desc}"
+                other.write_bytes(mutate(path.read_bytes(), rng)[0])
+                if side is None:
+                    inp.write_bytes(fixture.read_bytes())
+                    desc = f"{option} {desc}"
+                else:
+                    desc += f"; {option} mutated"
             else:
-                side.write_bytes(path.read_bytes())
-            args += [option, str(side)]
+                other.write_bytes(path.read_bytes())
+            args += [option, str(other)]
         if rng.random() < 0.3:
             args += ["--no-verify"]
-    files = sorted(p for p in (folder / "in").iterdir())
-    return Case(index, fixture, desc, command, args, inp, dest, files)
+    files = sorted(p for p in (folder / "in").iterdir() if fuzz_side.is_regular(p))  # never a FIFO's "bytes"
+    if side is not None:
+        files.append(side.outside / "secret.bin")
+    return Case(index, fixture, desc, command, args, inp, dest, files, side)
 
 
-def _child(args: list[str], out_fd: int, err_fd: int, timeout: float, max_rss_mb: int) -> None:
-    """In the forked child: run the CLI in-process and exit with its code (never returns)."""
+def _child(args: list[str], out_fd: int, err_fd: int, timeout: float, max_rss_mb: int,
+           watch: tuple[tuple[str, ...], int] | None = None) -> None:
+    """In the forked child: run the CLI in-process and exit with its code (never returns).
+
+    ``watch``: (forbidden folders, fd) for :func:`fuzz_side.watch_opens`.
+    """
     code = 98
     try:
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
+        # under pytest sys.stdout/err are capture objects, not fds 1/2: write to the files for real
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+        if watch is not None:
+            fuzz_side.watch_opens(*watch)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(int(timeout) + 1)
         limit = max_rss_mb * 4 << 20  # address space: RSS bound plus room for mappings
@@ -204,14 +249,16 @@ def run_case(case: Case, timeout: float = 120, max_rss_mb: int = 2048) -> Outcom
     for p in case.inputs:
         os.utime(p, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
     before = [(hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in case.inputs]
-    out_path, err_path = case.input.parent.parent / "stdout", case.input.parent.parent / "stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+    run = case.input.parent.parent
+    out_path, err_path, opens_path = run / "stdout", run / "stderr", run / "opens"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err, open(opens_path, "wb") as opens:
         t0 = time.monotonic()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(case.args, out.fileno(), err.fileno(), timeout, max_rss_mb)
+            watch = (case.side.forbidden, opens.fileno()) if case.side is not None else None
+            _child(case.args, out.fileno(), err.fileno(), timeout, max_rss_mb, watch)
         _, status, usage = os.wait4(pid, 0)
         seconds = time.monotonic() - t0
     stderr = err_path.read_text(errors="replace")
@@ -236,6 +283,13 @@ def run_case(case: Case, timeout: float = 120, max_rss_mb: int = 2048) -> Outcom
         o.problems.append(f"left at the destination after exit {code}: {left[:5]}")
     if code == 0 and any(".partial-" in x for x in left):
         o.problems.append(f"temporary files left after success: {left[:5]}")
+    if case.side is not None:
+        holding = fuzz_side.leaks(case.side, [out_path, err_path, case.dest])
+        if holding:
+            o.problems.append(f"leak: the outside file's bytes are in {holding[:5]}")
+        opened = sorted(set(opens_path.read_text(errors="replace").split()))
+        if opened:
+            o.problems.append(f"leak: opened {opened[:3]}")
     return o
 
 
@@ -251,11 +305,19 @@ class Summary:
     max_seconds: float = 0.0
     slowest: str = ""
     max_rss_mb: float = 0.0
+    side_runs: int = 0
+    side_codes: dict[str, Counter] = field(default_factory=dict)  #: side-file kind -> exit codes
+    leaks: int = 0  #: runs whose outputs held the outside file's token or that opened it
 
     def add(self, o: Outcome) -> None:
         self.runs += 1
-        self.codes[o.code if o.code is not None else f"signal {o.signal}"] += 1
+        code = o.code if o.code is not None else f"signal {o.signal}"
+        self.codes[code] += 1
         self.by_command[o.case.command] += 1
+        if o.case.side is not None:
+            self.side_runs += 1
+            self.side_codes.setdefault(o.case.side.kind, Counter())[code] += 1
+            self.leaks += any(p.startswith("leak") for p in o.problems)
         if o.seconds > self.max_seconds:
             self.max_seconds = o.seconds
             self.slowest = f"run {o.case.index}: {o.case.fixture.name} {o.case.mutation} | {o.case.command}"
@@ -269,6 +331,9 @@ class Summary:
                f"commands {dict(sorted(self.by_command.items()))}",
                f"slowest run {self.max_seconds:.1f} s ({self.slowest}); peak RSS {self.max_rss_mb:.0f} MiB",
                f"failing runs {len(self.problems)} {dict(kinds) if kinds else ''}".rstrip()]
+        if self.side_runs:
+            by_kind = "; ".join(f"{k} {dict(sorted(c.items(), key=str))}" for k, c in sorted(self.side_codes.items()))
+            out.insert(2, f"side-file runs {self.side_runs}, leaks {self.leaks}; exit codes by kind: {by_kind}")
         for o in self.problems[:20]:
             c = o.case
             out.append(f"  run {c.index}: {c.fixture.relative_to(REPO)} {c.mutation} | {' '.join(c.args[:1] + c.args[2:])} "
@@ -278,8 +343,13 @@ class Summary:
 
 def campaign(seed: int = 1, runs: int | None = None, seconds: float | None = None, jobs: int = 1,
              only: int | None = None, save: Path | None = None, timeout: float = 120, max_rss_mb: int = 2048,
-             progress: bool = False) -> Summary:
-    """Run cases ``0..runs-1`` (or until ``seconds`` pass) of campaign ``seed``; ``jobs`` in parallel."""
+             progress: bool = False, family: str = "all") -> Summary:
+    """Run cases ``0..runs-1`` (or until ``seconds`` pass) of campaign ``seed``; ``jobs`` in parallel.
+
+    ``family``: ``all`` (byte mutations and side-file cases), ``bytes`` or ``side`` only.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
     import importlib
 
     for name in ("mtpsurgeon.cli.main", "mtpsurgeon.surgery.restore", "mtpsurgeon.extract.run"):
@@ -325,7 +395,7 @@ def campaign(seed: int = 1, runs: int | None = None, seconds: float | None = Non
         for i in indices:
             if seconds is not None and time.monotonic() - t0 > seconds:
                 break
-            case = make_case(seed, i, files, work)
+            case = make_case(seed, i, files, work, family)
             o = start(case)
             if o is not None:
                 record(o)
@@ -349,10 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", type=Path, default=None, help="copy failing inputs into this folder")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--max-rss-mb", type=int, default=2048)
+    ap.add_argument("--family", choices=FAMILIES, default="all",
+                    help="byte mutations, side-file cases (external weights), or both (default)")
     a = ap.parse_args(argv)
     if a.runs is None and a.seconds is None and a.only is None:
         a.runs = 1000
-    s = campaign(a.seed, a.runs, a.seconds, a.jobs, a.only, a.save, a.timeout, a.max_rss_mb, progress=True)
+    s = campaign(a.seed, a.runs, a.seconds, a.jobs, a.only, a.save, a.timeout, a.max_rss_mb, progress=True,
+                 family=a.family)
     print("\n".join(s.lines()))
     return 1 if s.problems else 0
 

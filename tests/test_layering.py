@@ -30,6 +30,7 @@ RANKS = {
     "analysis": 30,
     "formats": 20,
     "outputs": 10,
+    "inputs": 10,
     "paths": 10,
     "errors": 10,
     "jsonrecord": 10,

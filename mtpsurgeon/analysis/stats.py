@@ -21,7 +21,7 @@ def params_by_dtype(model: TFLiteModel) -> dict[str, dict[str, int]]:
         row = out.setdefault(t.dtype.name, {"tensors": 0, "params": 0, "bytes": 0})
         row["tensors"] += 1
         row["params"] += t.num_elements
-        row["bytes"] += model.buffers[t.buffer].size if t.buffer else 0
+        row["bytes"] += model.stored_size(t)
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["bytes"]))
 
 

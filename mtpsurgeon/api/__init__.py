@@ -16,7 +16,8 @@ import types
 from mtpsurgeon._lazy import lazy_attributes
 
 __all__ = ["bench", "build_drafter", "enable_mtp", "extract", "inspect", "inspect_json", "list_tensors", "tensor_rows", "restore",
-           "BenchResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo"]
+           "BenchResult", "ExtractResult", "Report", "RestoreResult", "TensorInfo", "reading_weights_from",
+           "SideFileRefused"]
 
 #: public name -> the module defining it
 _HOME = {
@@ -26,7 +27,11 @@ _HOME = {
 }
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, {k: f"{__name__}.{v}" for k, v in _HOME.items()}, __all__)
+#: the input policy (side files a model names are read only from its folder or ``weights_dir``)
+_INPUTS = dict.fromkeys(("reading_weights_from", "SideFileRefused"), "mtpsurgeon.inputs")
+
+__getattr__, __dir__ = lazy_attributes(__name__, {**{k: f"{__name__}.{v}" for k, v in _HOME.items()}, **_INPUTS},
+                                       __all__)
 
 
 def _function_over_module(name: str) -> property:

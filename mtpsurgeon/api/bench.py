@@ -16,6 +16,7 @@ from mtpsurgeon.errors import (EngineError, EngineUnavailableError, MalformedFil
                                SpeculativeDecodingUnavailableError, UsageError)
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.schema import MTP_DRAFTER
+from mtpsurgeon.inputs import accepts_weights_dir
 
 #: Used when no prompts are given: everyday requests of different lengths and kinds.
 DEFAULT_PROMPTS = (
@@ -58,6 +59,7 @@ def _facts(path: str | os.PathLike) -> tuple[int | None, int | None]:
         return steps, budget if isinstance(budget, int) else None
 
 
+@accepts_weights_dir
 def bench(path: str | os.PathLike, *, prompts: Sequence[str] | None = None, max_tokens: int = 64, repeats: int = 3,
           backend: str = "cpu", chat_template: bool = False, max_num_tokens: int | None = None,
           timeout: float = 1800, progress: Callable[[str], None] | None = None, threads: int | None = None,

@@ -14,12 +14,14 @@ from mtpsurgeon.outputs import check_writable
 from mtpsurgeon.surgery.enable_mtp import base_model_of, enable_mtp, needs_mtp
 from mtpsurgeon.surgery.drafter import BuildRefused, build_drafter as _build, write_built
 from mtpsurgeon.surgery.drafter.quantize import MODES
+from mtpsurgeon.inputs import accepts_weights_dir
 
 PathLike = str | os.PathLike
 
 __all__ = ["BuildRefused", "MODES", "build_drafter"]
 
 
+@accepts_weights_dir
 def build_drafter(checkpoint: PathLike, base: PathLike, out: PathLike, *, config: PathLike | None = None,
                   quant: str = "f32", kv_layers: dict[str, int] | None = None, rope: bool = True,
                   replace: bool = False, verify: bool = True, force: bool = False, draft_steps: int | None = None,

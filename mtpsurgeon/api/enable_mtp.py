@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from mtpsurgeon.api.results import EnableResult
+from mtpsurgeon.inputs import accepts_weights_dir
 from mtpsurgeon.surgery.enable_mtp import EnableOutcome
 from mtpsurgeon.surgery.enable_mtp import enable_mtp as _enable
 
@@ -25,6 +26,7 @@ def outcome_result(base: PathLike, outcome: EnableOutcome) -> EnableResult:
         "notes": p.notes, "batched": p.batched, "unbatched_reason": p.unbatched_reason})
 
 
+@accepts_weights_dir
 def enable_mtp(base: PathLike, out: PathLike, *, draft_steps: int = 3, force: bool = False,
                seed: int = 0, batched: bool = True) -> EnableResult:
     """Write ``base`` (a .litertlm or a prefill/decode .tflite exported without MTP) to ``out`` with

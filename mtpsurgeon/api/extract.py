@@ -7,6 +7,7 @@ from typing import Callable
 
 from mtpsurgeon.api.results import ExtractResult
 from mtpsurgeon.errors import UsageError
+from mtpsurgeon.inputs import accepts_weights_dir
 
 SELECTIONS = ("mtp", "orphans", "all")
 
@@ -17,6 +18,7 @@ def default_output(path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + "-extracted")
 
 
+@accepts_weights_dir
 def extract(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, select: str = "mtp",
             section: str | int | None = None, subgraph: int | None = None, signature: str | None = None,
             match: str | None = None, dtype: str = "raw", names: str = "original", models: bool = True,

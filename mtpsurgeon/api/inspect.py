@@ -11,6 +11,7 @@ from mtpsurgeon.analysis import analyze
 from mtpsurgeon.analysis.report_json import LazyRows, tensor_json
 from mtpsurgeon.api.results import Report, TensorInfo
 from mtpsurgeon.errors import UsageError
+from mtpsurgeon.inputs import accepts_weights_dir
 
 PathLike = str | os.PathLike
 
@@ -32,6 +33,7 @@ def analysed(path: PathLike, base: PathLike | None = None) -> Iterator[Analysis]
         analysis.file.source.close()
 
 
+@accepts_weights_dir
 def inspect(path: PathLike, *, base: PathLike | None = None) -> Report:
     """Analyse a ``.tflite`` or ``.litertlm`` file: the data of ``mtpsurgeon inspect --json``.
 
@@ -53,6 +55,7 @@ def inspect(path: PathLike, *, base: PathLike | None = None) -> Report:
 
 
 @contextlib.contextmanager
+@accepts_weights_dir
 def inspect_json(path: PathLike, *, base: PathLike | None = None) -> Iterator[dict[str, Any]]:
     """The ``inspect --json`` document of ``path``, for streaming: valid inside the ``with`` block only.
 
@@ -85,6 +88,7 @@ def _tensor_rows(analysis: Analysis, orphans: bool, mtp: bool, match: str | None
 
 
 @contextlib.contextmanager
+@accepts_weights_dir
 def tensor_rows(path: PathLike, *, base: PathLike | None = None, orphans: bool = False, mtp: bool = False,
                 match: str | None = None) -> Iterator[LazyRows]:
     """:func:`list_tensors` as JSON rows made on demand (sized, sliceable): valid inside the ``with`` block only."""
@@ -92,6 +96,7 @@ def tensor_rows(path: PathLike, *, base: PathLike | None = None, orphans: bool =
         yield _tensor_rows(analysis, orphans, mtp, match)
 
 
+@accepts_weights_dir
 def list_tensors(path: PathLike, *, base: PathLike | None = None, orphans: bool = False, mtp: bool = False,
                  match: str | None = None) -> list[TensorInfo]:
     """Every tensor of every model in the file (``inspect --tensors``), optionally filtered.

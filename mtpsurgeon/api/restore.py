@@ -20,6 +20,7 @@ from mtpsurgeon.surgery.plan import plan_restore
 from mtpsurgeon.surgery.recipe.format import builtin_recipes
 from mtpsurgeon.surgery.restore import RelinkedWeights, execute
 from mtpsurgeon.surgery.verify import SignatureRun
+from mtpsurgeon.inputs import accepts_weights_dir
 
 PathLike = str | os.PathLike
 
@@ -36,6 +37,7 @@ def _dump_path(out: Path, dump: PathLike | Literal["auto"] | None) -> Path | Non
     return out.with_suffix(".safetensors") if dump == "auto" else Path(dump)
 
 
+@accepts_weights_dir
 def restore(path: PathLike, out: PathLike | None = None, *, drafter: PathLike | None = None,
             base: PathLike | None = None, recipe: str | None = None, signature_name: str | None = None,
             dry_run: bool = False, verify: bool = True, dump: PathLike | Literal["auto"] | None = "auto",

@@ -7,9 +7,11 @@ builds several G and measures each with the LiteRT-LM engine.
 """
 from __future__ import annotations
 
-from mtpsurgeon.surgery.respecialize_verify import TuneResult
-from mtpsurgeon.surgery.respecialize_verify import tune_draft_steps as tune
-from mtpsurgeon.tuning.search import DEFAULT_PROMPTS, SearchResult, parse_steps
-from mtpsurgeon.tuning.search import search_draft_steps as tune_search
+from mtpsurgeon.inputs import accepts_weights_dir
+from mtpsurgeon.surgery.respecialize_verify import TuneResult, tune_draft_steps
+from mtpsurgeon.tuning.search import DEFAULT_PROMPTS, SearchResult, parse_steps, search_draft_steps
+
+tune = accepts_weights_dir(tune_draft_steps)
+tune_search = accepts_weights_dir(search_draft_steps)
 
 __all__ = ["DEFAULT_PROMPTS", "SearchResult", "TuneResult", "parse_steps", "tune", "tune_search"]

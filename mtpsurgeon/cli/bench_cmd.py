@@ -6,6 +6,7 @@ import click
 from mtpsurgeon.cli.bench_options import bench_options, run_bench
 from mtpsurgeon.cli.render.bench_view import render_bench
 from mtpsurgeon.cli.render.console import print_json, stdout_console
+from mtpsurgeon.cli.input_options import weights_dir_option
 
 
 @click.command("bench")
@@ -17,6 +18,7 @@ from mtpsurgeon.cli.render.console import print_json, stdout_console
 @click.option("--no-cost", is_flag=True,
               help="Skip the cost model (timing decode, verify and a draft step in the LiteRT interpreter).")
 @click.option("--json", "as_json", is_flag=True, help="Print every run and the totals as JSON.")
+@weights_dir_option
 def command(model: str, prompts_file: str | None, max_tokens: int, repeats: int, backend: str, chat_template: bool,
             threads: int | None, per_prompt: bool, no_cost: bool, as_json: bool) -> None:
     """Run the LiteRT-LM engine with speculative decoding off and on; compare speed and output.

@@ -11,6 +11,7 @@ from mtpsurgeon.errors import UsageError
 from mtpsurgeon.api.build_drafter import MODES, BuildRefused, build_drafter
 from mtpsurgeon.cli.bench_options import bench_options, run_bench
 from mtpsurgeon.cli.render.bench_view import render_bench
+from mtpsurgeon.cli.input_options import weights_dir_option
 
 _KINDS = {"sliding": "sliding_attention", "full": "full_attention"}
 
@@ -48,6 +49,7 @@ def _kv_layers(value: str | None) -> dict[str, int] | None:
               help="Then measure the written container with the LiteRT-LM engine (as `bench`).")
 @bench_options("With --bench: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@weights_dir_option
 def command(checkpoint, base, output, config, quant, kv_layers, no_rope, draft_steps, replace, verify, force, with_bench,
             prompts_file, max_tokens, repeats, backend, chat_template, as_json):
     """Build a LiteRT-LM drafter from a Hugging Face gemma4_assistant CHECKPOINT and graft it into --base."""

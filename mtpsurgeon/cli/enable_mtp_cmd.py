@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.input_options import weights_dir_option
 from mtpsurgeon.cli.render.escape import text
 
 
@@ -16,6 +17,7 @@ from mtpsurgeon.cli.render.escape import text
               help="Write 'verify' as G+1 decode calls even where the batched one-pass construction is proven.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output (never an input).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@weights_dir_option
 def command(base, output, draft_steps, unbatched, force, as_json):
     """Add decode's `activations` and a `verify` signature to a BASE exported without MTP (no drafter added)."""
     from mtpsurgeon.api.enable_mtp import enable_mtp

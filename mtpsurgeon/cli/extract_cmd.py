@@ -10,6 +10,7 @@ import click
 from mtpsurgeon.api import extract
 from mtpsurgeon.cli.render.console import print_json, status_line
 from mtpsurgeon.cli.render.escape import plain
+from mtpsurgeon.cli.input_options import weights_dir_option
 
 
 @click.command("extract")
@@ -35,6 +36,7 @@ from mtpsurgeon.cli.render.escape import plain
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input, never through a symlink).")
 @click.option("--hash-input", is_flag=True, help="Also hash the whole input file (recorded in the dumps and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@weights_dir_option
 def command(model, out_dir, orphans, everything, section, subgraph, signature, pattern, dtype, names, allow_partial,
             check_parity, no_models, force, hash_input, as_json):
     """Write MODEL's MTP weights (or a selection) as safetensors and standalone models."""

@@ -9,6 +9,7 @@ from mtpsurgeon.api import inspect_json, tensor_rows
 from mtpsurgeon.cli.render.console import stdout_console
 from mtpsurgeon.cli.render.inspect_view import LISTING_LIMIT, render_overview, render_tensors
 from mtpsurgeon.cli.render.json_stream import write_json
+from mtpsurgeon.cli.input_options import weights_dir_option
 
 
 @click.command("inspect")
@@ -20,6 +21,7 @@ from mtpsurgeon.cli.render.json_stream import write_json
 @click.option("--match", "pattern", metavar="GLOB", help="With --tensors: only names matching GLOB.")
 @click.option("--base", type=click.Path(dir_okay=False), help="Base model (.litertlm/.tflite) for a standalone drafter's link checks.")
 @click.option("--all", "show_all", is_flag=True, help=f"With --tensors: list every row (text output stops at {LISTING_LIMIT}).")
+@weights_dir_option
 def inspect(model: str, as_json: bool, tensors: bool, orphans: bool, mtp: bool, pattern: str | None, base: str | None,
             show_all: bool) -> None:
     """Show sections, subgraphs, signatures, tensors, orphans and the MTP verdict of MODEL.

@@ -11,6 +11,7 @@ from mtpsurgeon.cli.bench_options import bench_options, run_bench
 from mtpsurgeon.cli.render.bench_view import render_bench
 from mtpsurgeon.cli.render.console import byte_progress, print_json, status_line, stdout_console
 from mtpsurgeon.cli.render.escape import text
+from mtpsurgeon.cli.input_options import weights_dir_option
 from mtpsurgeon.errors import NothingToRestore, SurgeryError, UsageError
 
 
@@ -44,6 +45,7 @@ def _print_plan(planned: RestoreResult) -> None:
 @bench_options("With --bench: ")
 @click.option("--hash-input", is_flag=True, help="Also hash the whole input file (recorded in the dumps and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
+@weights_dir_option
 def command(model, output, drafter, base, signature_name, recipe, config, dump, no_dump, dtype, verify, dry_run, force,
             accept_link_failures, with_bench, prompts_file, max_tokens, repeats, backend, chat_template, hash_input,
             as_json):

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from mtpsurgeon.cli.render.console import print_json, stderr_console, stdout_console
+from mtpsurgeon.cli.input_options import weights_dir_option
 from mtpsurgeon.errors import UsageError
 
 
@@ -39,6 +40,7 @@ def _prompts(path: str | None) -> list[str]:
 @click.option("--repeats", type=int, default=3, show_default=True, help="--search: passes over the prompts per measurement.")
 @click.option("--force", is_flag=True, help="Overwrite the output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@weights_dir_option
 def command(model, draft_steps, search, output, prompts, max_tokens, repeats, force, as_json):
     """Change how many tokens the MTP drafter proposes per cycle (the length of `verify`)."""
     if (draft_steps is None) == (search is None):

@@ -14,6 +14,7 @@ from mtpsurgeon.extract.section_out import section_file_name, write_section
 from mtpsurgeon.extract.selection import Selection
 from mtpsurgeon.extract.standalone import extract_subgraph
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
+from mtpsurgeon.formats.litertlm.side_copies import check_copies_find_side_files
 from mtpsurgeon.formats.safetensors.check import check_complete
 from mtpsurgeon.outputs import OutputSet
 
@@ -71,6 +72,7 @@ def run_extract(report: Report, selections: list[Selection], out_dir: Path, *, d
                 for index in sel.section_files:
                     s = file.sections[index]
                     path = out_dir / section_file_name(base, index, s.model_type)
+                    check_copies_find_side_files(file, [index], path)
                     digest = section_sha[index] = write_section(file, index, outs.add(path), True)
                     result.models.append({"path": str(path), "sha256": digest, "kind": "section", "source": f"section {index}",
                                           "section_sha256": digest})
@@ -131,5 +133,19 @@ def _check_parity(report: Report, selections: list[Selection], result: ExtractRe
         m = sel.model
         tensors = m.subgraphs[roles.subgraph].tensors
         quantized = {r.hf_name for i, r in roles.roles.items() if r.hf_name and tensors[i].is_quantized}
-        d.parity = check_parity(d.path.parent, bytes(m.source.view[m.offset:m.offset + m.length]), roles,
-                                signature=sig, emulate_quantized=quantized)
+        d.parity = check_parity(d.path.parent, _runnable_bytes(m), roles, signature=sig,
+                                emulate_quantized=quantized)
+
+
+def _runnable_bytes(model) -> bytes:
+    """The model's bytes for the LiteRT interpreter, which reads no side files: external weights inlined."""
+    if not model.records.external_buffers:
+        return bytes(model.source.view[model.offset:model.offset + model.length])
+    import io
+
+    from mtpsurgeon.formats.tflite.writer import write_tflite
+    from mtpsurgeon.surgery.ir import Model
+
+    out = io.BytesIO()
+    write_tflite(Model.from_tflite(model), out)
+    return out.getvalue()

@@ -4,10 +4,12 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from mtpsurgeon.errors import MalformedFileError
 from mtpsurgeon.formats.copy import sha256_file
 from mtpsurgeon.formats.regular import open_regular
+from mtpsurgeon.inputs import WeightsFolder, weights_folder_for
 
 
 class MappedFile:
@@ -17,9 +19,12 @@ class MappedFile:
     and the TFLite models inside its sections), so weights are never copied.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, fh: BinaryIO | None = None) -> None:
+        """Map ``path``, or the file ``fh`` already opened for it (e.g. by the input policy)."""
         self.path = Path(path)
-        self._fh = open_regular(self.path)  # never blocks on a FIFO or device
+        self._fh = open_regular(self.path) if fh is None else fh  # never blocks on a FIFO or device
+        #: where side files this file's models name are read from (bound now: see mtpsurgeon.inputs)
+        self.side_files: WeightsFolder = weights_folder_for(self.path)
         size = os.fstat(self._fh.fileno()).st_size
         self.size = size
         if size == 0:

@@ -6,6 +6,8 @@ surgery never depends on the extract layer above it.
 """
 from __future__ import annotations
 
+import contextvars
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -197,7 +199,9 @@ class _Background:
 
     def __init__(self, fn) -> None:
         self._value = self._error = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="mtpsurgeon-writer", daemon=True)
+        run = contextvars.copy_context().run  # models opened in the thread keep the caller's --weights-dir
+        self._thread = threading.Thread(target=self._run, args=(functools.partial(run, fn),), name="mtpsurgeon-writer",
+                                        daemon=True)
         self._thread.start()
 
     def _run(self, fn) -> None:

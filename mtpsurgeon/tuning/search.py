@@ -18,6 +18,7 @@ from mtpsurgeon.engine.cost import from_calls
 from mtpsurgeon.errors import MtpSurgeonError, UsageError
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.open import open_file
+from mtpsurgeon.inputs import SideFileRefused
 from mtpsurgeon.outputs import atomic_output, check_writable, same_file
 from mtpsurgeon.surgery.respecialize_verify import tune_draft_steps
 from mtpsurgeon.tuning.measure import Measurement, measure
@@ -145,6 +146,8 @@ def search_draft_steps(model: str | os.PathLike, steps: Iterable[int], out: str 
                     if progress:
                         progress(f"G={g}: cost model")
                     predict_variant(v, path, shared)
+            except SideFileRefused:
+                raise  # the input itself is refused (mtpsurgeon.inputs): no variant could differ
             except MtpSurgeonError as exc:
                 v.error = str(exc)
         ok = [v for v in variants if v.measurement is not None]

@@ -326,7 +326,13 @@ def rewrite_container(container: Any, edits: Iterable[Edit], out: str | os.PathL
     The version defaults to the source's (the header keeps its data-type
     codes), the system metadata to the source's, types included.
     """
+    edits = list(edits)
     specs = apply_edits(container, edits)
+    if isinstance(out, (str, os.PathLike)):
+        from mtpsurgeon.formats.litertlm.side_copies import check_copies_find_side_files
+
+        replaced = {e.index for e in edits if isinstance(e, (Replace, Drop))}
+        check_copies_find_side_files(container, (i for i in range(len(container.sections)) if i not in replaced), out)
     if system_metadata is None:
         system_metadata, _ = typed_header(container)
     if not isinstance(out, (str, os.PathLike)) or Path(out).resolve() != Path(container.path).resolve():

@@ -12,6 +12,7 @@ from mtpsurgeon.formats.tflite.dtypes import bf16_to_f32, float8_to_f32, unpack_
 from mtpsurgeon.formats.tflite.records import (
     BufferRecord,
     BufferTable,
+    ExternalBufferRecord,
     ModelRecords,
     OperatorCodeRecord,
     SignatureRecord,
@@ -34,6 +35,8 @@ class TFLiteModel:
         self.length = length
         self.records = records
         self.label = label
+        self._side_files: dict[int, MappedFile] | None = None  #: external weights files, by group, once opened
+        self._external_by_id: dict[int, ExternalBufferRecord] | None = None
 
     # -- metadata -----------------------------------------------------------
     @property
@@ -77,6 +80,13 @@ class TFLiteModel:
         buffers = self.buffers
         return (buffers.size(t.buffer) if isinstance(buffers, BufferTable) else buffers[t.buffer].size) > 0
 
+    def stored_size(self, t: TensorRecord) -> int:
+        """How many bytes the tensor's payload takes where it is stored (no external file is opened)."""
+        if t.external_buffer:
+            ext = self._external_entry(t.external_buffer)
+            return ext.length if ext is not None else 0
+        return self.buffers[t.buffer].size if t.buffer > 0 else 0
+
     def sha256(self) -> str:
         """sha256 of the model's bytes (streamed)."""
         return self.source.sha256(self.offset, self.length)
@@ -100,14 +110,34 @@ class TFLiteModel:
         return self.buffer_bytes(t.buffer)
 
     def _external_bytes(self, t: TensorRecord) -> memoryview:
-        ext = next((e for e in self.records.external_buffers if e.id == t.external_buffer), None)
+        ext = self._external_entry(t.external_buffer)
         if ext is None:
             raise self._fail(f"tensor '{t.name}': external buffer {t.external_buffer} is not declared")
-        weights = self.path.parent / ext.group
-        if not weights.is_file():
-            raise self._fail(f"tensor '{t.name}': external weights file '{ext.group}' not found beside the model")
-        mapped = MappedFile(weights)  # kept alive by the returned view
-        return mapped.slice(ext.offset, ext.length, f"external buffer {ext.id}")
+        mapped = self.side_file(ext.group_index)
+        return mapped.slice(ext.offset, ext.length, f"external buffer {ext.id} (tensor '{t.name}')")
+
+    def _external_entry(self, id_: int) -> ExternalBufferRecord | None:
+        if self._external_by_id is None:
+            self._external_by_id = {}
+            for e in self.records.external_buffers:
+                self._external_by_id.setdefault(e.id, e)  # the first entry of a repeated id, as before
+        return self._external_by_id.get(id_)
+
+    def side_file(self, group: int) -> MappedFile:
+        """The weights file of external buffer group ``group``, opened once through the input policy."""
+        if self._side_files is None:
+            self._side_files = {}
+        mapped = self._side_files.get(group)
+        if mapped is None:
+            name = self.records.external_buffer_groups[group]
+            what = f"{self.label + ': ' if self.label else ''}external buffer group {group}"
+            path, fh = self.source.side_files.open(self.path, what, name)
+            try:
+                mapped = MappedFile(path, fh)  # the views handed out keep the map alive
+            except MalformedFileError as exc:  # an empty weights file
+                raise self._fail(f"external buffer group {group}: weights file {exc}") from exc
+            self._side_files[group] = mapped
+        return mapped
 
     def tensor_array(self, t: TensorRecord, unpack: bool = False) -> np.ndarray:
         """The tensor's stored values as a numpy array shaped like the tensor.

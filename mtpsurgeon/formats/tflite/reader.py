@@ -63,6 +63,8 @@ def read_tflite(source: MappedFile, offset: int = 0, length: int | None = None, 
         raise MalformedFileError(source.path, f"{where}corrupt flatbuffer: {exc}") from exc
     except CORRUPT as exc:
         raise MalformedFileError(source.path, f"{where}corrupt flatbuffer ({type(exc).__name__}: {exc})") from exc
+    for i, name in enumerate(records.external_buffer_groups):  # refused now, before any verb reads or writes
+        source.side_files.check_name(source.path, f"{where}external buffer group {i}", name)
     source.release_pages(offset, length)  # the records hold what is needed; weights fault back in on use
     return TFLiteModel(source, offset, length, records, label)
 
@@ -95,9 +97,9 @@ def _parse(buf: memoryview, base: int, length: int) -> ModelRecords:
     for i in range(vector_len(model, 9, 4, "external_buffers")):
         e = model.ExternalBuffers(i)
         g = e.Group()
-        externals.append(
-            ExternalBufferRecord(e.Id(), groups[g] if 0 <= g < len(groups) else f"<group {g}>", e.Offset(), e.Length(), string(e.Packing()) or "")
-        )
+        if not 0 <= g < len(groups):
+            raise _Bad(f"external buffer {e.Id()} names group {g}, but the model declares {len(groups)} group(s)")
+        externals.append(ExternalBufferRecord(e.Id(), groups[g], e.Offset(), e.Length(), string(e.Packing()) or "", g))
     return ModelRecords(
         version=model.Version(),
         description=string(model.Description()) or "",
@@ -107,6 +109,7 @@ def _parse(buf: memoryview, base: int, length: int) -> ModelRecords:
         signatures=signatures,
         metadata=tuple(metadata),
         external_buffers=tuple(externals),
+        external_buffer_groups=tuple(groups),
         metadata_buffer=metadata_buffer,
     )
 

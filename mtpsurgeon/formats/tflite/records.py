@@ -273,10 +273,11 @@ class ExternalBufferRecord:
     """Model.external_buffers entry: bytes in a separate weights file."""
 
     id: int
-    group: str
+    group: str  #: the group's name: untrusted, resolved only by :mod:`mtpsurgeon.inputs`
     offset: int
     length: int
     packing: str
+    group_index: int = 0  #: index into ``ModelRecords.external_buffer_groups``
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,4 +292,5 @@ class ModelRecords:
     signatures: tuple[SignatureRecord, ...]
     metadata: tuple[tuple[str, int], ...]  #: (name, buffer index)
     external_buffers: tuple[ExternalBufferRecord, ...] = field(default=())
+    external_buffer_groups: tuple[str, ...] = ()  #: ExternalBufferGroup names (untrusted file names)
     metadata_buffer: tuple[int, ...] = ()  #: deprecated Model.metadata_buffer: buffer indices kept alive

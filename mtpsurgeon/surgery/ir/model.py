@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from mtpsurgeon.formats.tflite.schema import fb
+from mtpsurgeon.surgery.ir.elements import Buffer
 from mtpsurgeon.surgery.ir.exporter import export_model
 from mtpsurgeon.surgery.ir.importer import import_model
 from mtpsurgeon.surgery.ir.model_data import ModelData, Signature, names_from_tensors
@@ -24,7 +25,26 @@ class Model(ModelData):
         view = tflite_model.source.slice(tflite_model.offset, tflite_model.length, "model")
         m = cls.from_buffer(view)
         m.source = tflite_model
+        m._inline_external(tflite_model)
         return m
+
+    def _inline_external(self, tflite_model: Any) -> None:
+        """Make tensors whose bytes live in an external weights file hold them (views of that file's map).
+
+        The weights file is opened through the input policy
+        (:mod:`mtpsurgeon.inputs`); a model written from this IR is
+        self-contained, so it computes the same wherever it is written.
+        """
+        if not tflite_model.records.external_buffers:
+            return
+        by_id: dict[int, Buffer] = {}
+        for gi, g in enumerate(self.graphs):
+            for ti, t in enumerate(g.tensors):
+                if t.external_buffer:
+                    if t.external_buffer not in by_id:
+                        by_id[t.external_buffer] = Buffer(tflite_model.tensor_bytes(tflite_model.tensor(gi, ti)))
+                    t.buffer, t.external_buffer = by_id[t.external_buffer], 0
+        self.external_buffer_groups = self.external_buffers = None
 
     @classmethod
     def from_buffer(cls, view: memoryview | bytes) -> "Model":
