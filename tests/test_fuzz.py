@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 import fuzz
 
 
@@ -30,9 +32,15 @@ def test_campaign_on_every_fixture():
     assert not summary.problems, "\n".join(summary.lines())
 
 
-# -- side files: external weights and the leak oracle ----------------------------------------------
+@pytest.mark.parametrize("seed, only", [(22, 1278)])
+def test_campaign_regressions(seed, only):
+    """Cases the campaign once failed on (seed 22 run 1278: enable-mtp on a model whose operator table points
+    past the end of the flatbuffer was an internal error; now exit 2, naming the file)."""
+    summary = fuzz.campaign(seed=seed, only=only, timeout=120)
+    assert summary.runs == 1 and not summary.problems, "\n".join(summary.lines())
 
-import pytest  # noqa: E402
+
+# -- side files: external weights and the leak oracle ----------------------------------------------
 
 import fuzz_side  # noqa: E402
 from mtpsurgeon import inputs  # noqa: E402

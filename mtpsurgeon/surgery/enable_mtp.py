@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mtpsurgeon.errors import SurgeryError, UsageError
+from mtpsurgeon.errors import SurgeryError, UsageError, malformed_model
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.open import ModelFile, open_file
 from mtpsurgeon.formats.tflite import TFLiteModel
@@ -85,7 +85,8 @@ def enable_mtp(base: str | os.PathLike | ModelFile, out: str | os.PathLike, *, d
     if VERIFY in {s.key for s in model.signatures}:
         raise UsageError(f"{src.path}: the base already has a '{VERIFY}' signature (use `mtpsurgeon tune` to change "
                          "its draft steps)")
-    ir = Model.from_tflite(model)
+    with malformed_model(model.path, f"reading {model.label or 'the base model'} into the IR"):
+        ir = Model.from_tflite(model)
     before = {s.key: signature_fingerprint(ir, s.key) for s in ir.signatures}
     decode_outputs = list(ir.signature(DECODE).outputs) if ir.signature(DECODE) else []
     reason = "" if batched else "asked for (--unbatched, batched=False)"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtpsurgeon.errors import SurgeryError, UsageError
+from mtpsurgeon.errors import SurgeryError, UsageError, malformed_model
 from mtpsurgeon.formats.litertlm import LiteRTLMContainer
 from mtpsurgeon.formats.litertlm.writer import Replace, rewrite_container
 from mtpsurgeon.formats.open import ModelFile, open_file
@@ -176,7 +176,8 @@ def tune_draft_steps(model: str | os.PathLike | ModelFile, draft_steps: int, out
     """Write ``model`` with `verify` re-specialized to ``draft_steps`` + 1 tokens, gated (see module docstring)."""
     src, out = open_for_rewrite(model, draft_steps, out, force)
     base, section = _base_section(src)
-    ir = Model.from_tflite(base)
+    with malformed_model(base.path, f"reading {base.label or 'the base model'} into the IR"):
+        ir = Model.from_tflite(base)
     try:
         shapes = infer_shapes(ir, VERIFY)
     except SurgeryError as exc:
