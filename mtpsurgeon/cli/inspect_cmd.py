@@ -14,7 +14,7 @@ from mtpsurgeon.cli.input_options import weights_dir_option
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stable schema, see README).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stable schema: docs/how-it-works.md).")
 @click.option("--tensors", is_flag=True, help="List tensors instead of the overview.")
 @click.option("--orphans", is_flag=True, help="With --tensors: only orphaned tensors.")
 @click.option("--mtp", is_flag=True, help="With --tensors: only tensors tied to MTP.")
