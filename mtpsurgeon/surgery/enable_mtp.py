@@ -92,9 +92,11 @@ def enable_mtp(base: str | os.PathLike | ModelFile, out: str | os.PathLike, *, d
     reason = "" if batched else "asked for (--unbatched, batched=False)"
     with atomic_output(out, force) as tmp:
         with tempfile.TemporaryDirectory(prefix=".enable-mtp-", dir=tmp.parent) as work:
+            fresh: Model | None = ir  # the first attempt edits the IR read above; a fallback re-reads it
             for attempt in ((True, False) if batched else (False,)):
+                given, fresh = fresh, None
                 try:
-                    ir, plan = _enabled_ir(src, model, draft_steps, attempt)
+                    ir, plan = _enabled_ir(src, model, draft_steps, attempt, given)
                 except NotLiftable as exc:
                     reason = f"the batched construction cannot be proven: {exc}"
                     continue
@@ -114,9 +116,11 @@ def enable_mtp(base: str | os.PathLike | ModelFile, out: str | os.PathLike, *, d
     return outcome
 
 
-def _enabled_ir(src: ModelFile, model: TFLiteModel, draft_steps: int, batched: bool) -> tuple[Model, VerifyPlan]:
-    """The base's IR with `activations` and `verify` added (batched: raises NotLiftable where unproven)."""
-    ir, plan = Model.from_tflite(model), VerifyPlan(draft_steps + 1)
+def _enabled_ir(src: ModelFile, model: TFLiteModel, draft_steps: int, batched: bool,
+                ir: Model | None = None) -> tuple[Model, VerifyPlan]:
+    """The base's IR (``ir``, or read anew) with `activations` and `verify` added (batched: raises
+    NotLiftable where unproven, leaving ``ir`` half-built)."""
+    ir, plan = ir if ir is not None else Model.from_tflite(model), VerifyPlan(draft_steps + 1)
     try:
         add_activations(ir, plan)
         mask = ir.signature(DECODE).inputs.get("mask")
