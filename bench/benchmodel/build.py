@@ -114,11 +114,7 @@ def build(out_dir: Path, size: Size, keep_work: bool = False, no_mtp: bool = Fal
     # 6. pack, measure
     final = out_dir / "bench.litertlm"
     tmp = out_dir / ".bench.tmp.litertlm"  # the engine wants the .litertlm suffix
-    with pack.deterministic_builder() as B:
-        builder = B.LitertLmFileBuilder.from_toml_file(str(unpacked / "model.toml"))
-        builder.add_tflite_model(str(drafter_path), B.TfLiteModelType.MTP_DRAFTER)
-        with open(tmp, "wb") as f:
-            builder.build(f)
+    pack.repack(unpacked, tmp, drafter=drafter_path)
     log("measuring with the LiteRT-LM engine (MTP on / off)")
     eng = engine.measure(tmp, prompts_tmp)
     lap("pack_and_engine")
@@ -186,10 +182,7 @@ def _no_mtp_variant(hf_dir: Path, W: Path, scales: dict, out_dir: Path) -> dict:
     base_model.export_base(hf_dir, export_dir, W, assistant=False)
     unpacked, _ = _int8_base(export_dir / "model.litertlm", W / "unpacked_nomtp", scales)
     final, tmp = out_dir / "bench-nomtp.litertlm", out_dir / ".bench-nomtp.tmp.litertlm"
-    with pack.deterministic_builder() as B:
-        builder = B.LitertLmFileBuilder.from_toml_file(str(unpacked / "model.toml"))
-        with open(tmp, "wb") as f:
-            builder.build(f)
+    pack.repack(unpacked, tmp)
     sections = [{"index": i, "data_type": t, "model_type": items.get("model_type"), "bytes": len(data)}
                 for i, t, items, data in pack.section_bytes(tmp)]
     os.replace(tmp, final)
