@@ -22,7 +22,7 @@ import numpy as np
 from mtpsurgeon.analysis.links import LinkCheck
 from mtpsurgeon.analysis.roles.model import LAYER_ROLES, TOP_ROLES
 from mtpsurgeon.errors import MalformedFileError, UsageError
-from mtpsurgeon.surgery.drafter import unified_assistant
+from mtpsurgeon.surgery.drafter import buildable, unified_assistant
 from mtpsurgeon.formats.safetensors.reader import FLOAT_DTYPES, SafetensorsSet, safetensors_files
 from mtpsurgeon.surgery.drafter.refusal import BuildRefused
 
@@ -155,12 +155,16 @@ def rope_from_config(r: dict, kind: str) -> RopeSpec:
     """One layer type's ``rope_parameters`` entry (Gemma 4's theta for the type when absent).
 
     ``{"rope_type": "proportional", "partial_rotary_factor": 0.0}`` is transformers' way to say "no RoPE"
-    (:meth:`RopeSpec.is_identity`); the builders then emit no rotation at all.
+    (:meth:`RopeSpec.is_identity`); the builders then emit no rotation at all. As in transformers,
+    ``default`` ignores ``factor`` and ``partial_rotary_factor``, ``linear`` divides the default frequencies by
+    ``factor``; other types are refused before this is called (:mod:`~mtpsurgeon.surgery.drafter.buildable`).
     """
+    rope_type = r.get("rope_type", "default")
+    proportional = rope_type == "proportional"
     return RopeSpec(theta=float(r.get("rope_theta", 1e6 if kind == "full_attention" else 1e4)),
-                    partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)),
-                    kind="proportional" if r.get("rope_type") == "proportional" else "default",
-                    factor=float(r.get("factor", 1.0)))
+                    partial_rotary_factor=float(r.get("partial_rotary_factor", 1.0)) if proportional else 1.0,
+                    kind="proportional" if proportional else "default",
+                    factor=float(r.get("factor", 1.0)) if rope_type in ("linear", "proportional") else 1.0)
 
 
 def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
@@ -217,6 +221,9 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
     if mt == unified_assistant.MODEL_TYPE:
         cfg, unified_notes = unified_assistant.adapt(cfg)
     text = cfg.get("text_config") or cfg
+    unbuildable = buildable.config_checks(text)
+    if unbuildable:
+        raise BuildRefused(str(ck), unbuildable)
     try:
         blocks = _blocks(text, str(cfg_path), rope)
         spec = DrafterSpec(hidden=int(text["hidden_size"]), backbone_hidden=int(cfg["backbone_hidden_size"]),
@@ -233,7 +240,7 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
         spec.notes.append("gemma4_unified_assistant: gemma4_assistant's layers, the unified classes' config defaults"
                           + (": " + ", ".join(unified_notes) if unified_notes else ""))
     st = SafetensorsSet(files)
-    _load_weights(spec, st, text)
+    _load_weights(spec, st, cfg, text)
     return spec
 
 
@@ -256,14 +263,20 @@ def _expected(spec: DrafterSpec) -> dict[str, tuple[str, tuple[int, ...]]]:
     return out
 
 
-def _load_weights(spec: DrafterSpec, st: SafetensorsSet, text: dict) -> None:
+def _load_weights(spec: DrafterSpec, st: SafetensorsSet, cfg: dict, text: dict) -> None:
     """Check every expected tensor (presence, dtype, shape) now; read their data only when emitted."""
     checks: list[LinkCheck] = []
     spec.weights = lazy = CheckpointWeights()
+    head, head_why = buildable.lm_head_source(cfg, text, st.names())
+    read: set[str] = set()
     for label, (name, shape) in _expected(spec).items():
         src = name
-        if src not in st and label == "lm_head" and "lm_head.weight" in st:
-            src = "lm_head.weight"  # untied export: same role
+        if label == "lm_head":
+            if head is None:
+                checks.append(LinkCheck("LM head tensor present", False, head_why, "missing"))
+                continue
+            src = head
+        read.add(src)
         if src not in st:
             if label.endswith("layer_scalar"):
                 spec.notes.append(f"{name} absent: 1.0 (transformers' initial value)")
@@ -284,6 +297,10 @@ def _load_weights(spec: DrafterSpec, st: SafetensorsSet, text: dict) -> None:
             lazy.add(label, st, src, shape)
     if checks:
         raise BuildRefused(spec.source, checks)
+    unread = buildable.unread_tensors(st.names(), read, cfg)
+    if unread:
+        spec.notes.append(f"{len(unread)} tensor(s) not read, as transformers' gemma4_assistant does not read them "
+                          f"either: {', '.join(unread[:4])}{', ...' if len(unread) > 4 else ''}")
     for b in spec.blocks:
         w = spec.weights.pop(f"layers.{b.index}.layer_scalar", None)
         if w is not None:

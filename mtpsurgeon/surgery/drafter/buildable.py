@@ -1,0 +1,69 @@
+"""What of a ``gemma4_assistant`` config the drafter emitter reproduces, and what it must refuse.
+
+``build-drafter`` must never write a drafter that computes something other than
+transformers' forward of the same checkpoint. The emitter builds one function:
+GeGLU with tanh GELU, no biases, no per-layer inputs, no MoE, q-only attention over
+the base's shared KV, and RoPE whose inverse frequencies are transformers'
+``default``, ``linear`` or ``proportional`` ones. A config asking for anything
+else is refused with the field named (:func:`config_checks`), instead of being
+read as the nearest thing the emitter knows.
+
+Tensors transformers does not read either (it loads them as "unexpected keys")
+change neither function; they are named in a note (:func:`unread_tensors`).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mtpsurgeon.analysis.links import LinkCheck
+
+#: rope_type values whose inverse frequencies the emitter reproduces exactly (transformers 5.24):
+#: default (theta only), linear (default / factor), proportional (partial rotation, / factor).
+BUILDABLE_ROPE = ("default", "linear", "proportional")
+#: hidden_activation values that are the tanh approximation of GELU the emitter uses.
+TANH_GELU = ("gelu_pytorch_tanh", "gelu_new")
+#: text_config fields that, when set, add layers the emitter does not build (transformers'
+#: Gemma4AssistantConfig.validate_architecture refuses them too).
+ABSENT_LAYERS = ("hidden_size_per_layer_input", "vocab_size_per_layer_input", "enable_moe_block",
+                 "use_double_wide_mlp", "attention_bias")
+#: tensors an assistant checkpoint may carry that the dense LiteRT drafter does not read, by config flag.
+ORDERED_EMBEDDINGS = ("masked_embedding.centroids.weight", "masked_embedding.token_ordering")
+
+
+def config_checks(text: dict) -> list[LinkCheck]:
+    """Failing checks for every ``text_config`` field the emitter would not reproduce."""
+    checks = []
+    for kind, r in sorted((text.get("rope_parameters") or {}).items()):
+        rope_type = (r or {}).get("rope_type", "default")
+        if rope_type not in BUILDABLE_ROPE:
+            checks.append(LinkCheck(f"rope_parameters.{kind}.rope_type", False, " / ".join(BUILDABLE_ROPE),
+                                    f"{rope_type!r} (its frequencies or cos/sin scaling are not built)"))
+    act = text.get("hidden_activation", TANH_GELU[0])
+    if act not in TANH_GELU:
+        checks.append(LinkCheck("hidden_activation", False, " / ".join(TANH_GELU), repr(act)))
+    for name in ABSENT_LAYERS:
+        if text.get(name):
+            checks.append(LinkCheck(name, False, "0 / false (the drafter has no such layers)", repr(text[name])))
+    return checks
+
+
+def lm_head_source(cfg: dict, text: dict, names: Iterable[str]) -> tuple[str | None, str]:
+    """(the tensor transformers uses as the LM head, or None; what was looked for).
+
+    Tied (the default): ``model.embed_tokens.weight`` (or a lone ``lm_head.weight``); untied: ``lm_head.weight``.
+    """
+    present = set(names)
+    if cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", True)) is False:
+        return ("lm_head.weight" if "lm_head.weight" in present else None), "lm_head.weight (tie_word_embeddings false)"
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        if name in present:
+            return name, "model.embed_tokens.weight (tied LM head)"
+    return None, "model.embed_tokens.weight (tied LM head)"
+
+
+def unread_tensors(names: Iterable[str], read: set[str], cfg: dict) -> list[str]:
+    """Checkpoint tensors the built drafter does not read, minus those transformers' forward ignores by design."""
+    ignored = {"lm_head.weight", "model.embed_tokens.weight"}  # the one of the pair not used as the LM head
+    if cfg.get("use_ordered_embeddings"):
+        ignored.update(ORDERED_EMBEDDINGS)  # noted separately: the drafter computes the exact, dense LM head
+    return sorted(n for n in names if n not in read and n not in ignored)

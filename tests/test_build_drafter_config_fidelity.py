@@ -1,0 +1,159 @@
+"""build-drafter builds transformers' function of a config, or refuses it naming the field (issue 20, item 3).
+
+Checkpoints are each family's own drafter written by ``extract --names hf`` (a faithful config), then edited
+the way a user's checkpoint may differ. Oracles: transformers' forward of the edited folder
+(``check_parity`` runs it against the built drafter in the LiteRT interpreter) and the LiteRT interpreter
+running the original drafter.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import roundtripkit as R
+from mtpsurgeon.analysis import analyze
+
+FX = Path(__file__).resolve().parent.parent / "fixtures"
+FAMILIES = {"torch": FX, "jax": FX / "jax"}
+transformers = pytest.importorskip("transformers", reason="transformers is a test dependency")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Each family's float drafter as a --names hf folder (extracted once per module)."""
+    out = {}
+    for fam, fx in FAMILIES.items():
+        hf = tmp_path_factory.mktemp(fam) / "hf"
+        R.cli("extract", fx / "mtp_drafter_f32.tflite", "-o", hf, "--names", "hf", "--dtype", "f32", "--no-models")
+        out[fam] = hf
+    return out
+
+
+def _edited(src: Path, dst: Path, edit_text=None, tensors=None) -> Path:
+    """A copy of checkpoint ``src`` with ``edit_text(text_config)`` / ``tensors(dict)`` applied."""
+    dst.mkdir()
+    cfg = json.loads((src / "config.json").read_text())
+    if edit_text:
+        edit_text(cfg["text_config"])
+    ws = load_file(str(src / "model.safetensors"))
+    if tensors:
+        tensors(cfg, ws)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    save_file(ws, str(dst / "model.safetensors"))
+    return dst
+
+
+def _build(hf: Path, family: str, out: Path, ok: bool = True):
+    return R.cli("build-drafter", hf, "--base", FAMILIES[family] / "gemma4-mini.litertlm", "-o", out,
+                 "--quant", "f32", "--json", ok=ok)
+
+
+def _parity(hf: Path, drafter: Path):
+    from mtpsurgeon.extract.parity import check_parity
+
+    roles = next(iter(analyze(drafter).models[0].roles.values()))
+    return check_parity(hf, drafter, roles, samples=8)
+
+
+def _set(key, value):
+    return lambda tc: tc.__setitem__(key, value)
+
+
+def _rope_type(rope_type):
+    def edit(tc):
+        for r in tc["rope_parameters"].values():
+            r["rope_type"] = rope_type
+    return edit
+
+
+UNBUILDABLE = {
+    "yarn RoPE": (_rope_type("yarn"), "rope_parameters.full_attention.rope_type"),
+    "silu MLP": (_set("hidden_activation", "silu"), "hidden_activation"),
+    "attention biases": (_set("attention_bias", True), "attention_bias"),
+    "MoE block": (_set("enable_moe_block", True), "enable_moe_block"),
+    "per-layer inputs": (_set("hidden_size_per_layer_input", 16), "hidden_size_per_layer_input"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("case", sorted(UNBUILDABLE))
+def test_a_config_the_emitter_cannot_build_is_refused(tmp_path, checkpoints, family, case):
+    edit, field = UNBUILDABLE[case]
+    hf = _edited(checkpoints[family], tmp_path / "hf", edit)
+    out = tmp_path / "d.tflite"
+    r = _build(hf, family, out, ok=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert field in r.stderr and "nothing written" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not out.exists()
+
+
+def test_the_refused_silu_config_really_computes_something_else(tmp_path, checkpoints):
+    """The oracle for refusing rather than building GeGLU anyway: transformers' forward of the silu config is
+    not the drafter's function."""
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", _set("hidden_activation", "silu"))
+    res = _parity(hf, FX / "jax" / "mtp_drafter_f32.tflite")
+    assert not res.passed() and res.logits_max_abs > 1e-2, res.per_position
+
+
+def test_default_rope_ignores_factor_as_transformers_does(tmp_path, checkpoints):
+    """jax sliding blocks use 'default' RoPE: a 'factor' there changes nothing in transformers, nor in the build."""
+    def edit(tc):
+        tc["rope_parameters"]["sliding_attention"]["factor"] = 4.0
+        tc["rope_parameters"]["sliding_attention"]["partial_rotary_factor"] = 0.5
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", edit)
+    out = tmp_path / "d.tflite"
+    _build(hf, "jax", out)
+    rows = R.compare(FX / "jax" / "mtp_drafter_f32.tflite", out, R.spread(128, 32, 10))
+    assert max(r["logits_rel"] for r in rows) <= 1e-5 and all(r["top1"] for r in rows), rows
+    assert _parity(hf, out).passed()
+
+
+def test_linear_rope_is_built_as_transformers_computes_it(tmp_path, checkpoints):
+    """'linear' divides the frequencies by factor: the build follows transformers, hence leaves the original."""
+    def edit(tc):
+        tc["rope_parameters"]["sliding_attention"] = {"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", edit)
+    out = tmp_path / "d.tflite"
+    _build(hf, "jax", out)
+    res = _parity(hf, out)
+    assert res.passed(), res.per_position
+    far = [r for r in R.compare(FX / "jax" / "mtp_drafter_f32.tflite", out, [100, 120])]
+    assert max(r["logits_rel"] for r in far) > 1e-3, far  # a different rotation: not the original function
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_an_untied_lm_head_is_the_one_used(tmp_path, checkpoints, family):
+    """tie_word_embeddings false: transformers' logits come from lm_head.weight, so must the drafter's."""
+    def untie(cfg, ws):
+        cfg["tie_word_embeddings"] = False
+        emb = ws["model.embed_tokens.weight"]
+        ws["lm_head.weight"] = np.ascontiguousarray(emb[::-1] * 0.5)  # another head, same shape
+    hf = _edited(checkpoints[family], tmp_path / "hf", tensors=untie)
+    out = tmp_path / "d.tflite"
+    _build(hf, family, out)
+    res = _parity(hf, out)
+    assert res.passed(), res.per_position
+    rows = R.compare(FAMILIES[family] / "mtp_drafter_f32.tflite", out, [0, 50])
+    assert max(r["logits_rel"] for r in rows) > 1e-2, rows  # not the tied head's logits
+
+
+def test_an_untied_config_without_lm_head_is_refused(tmp_path, checkpoints):
+    hf = _edited(checkpoints["torch"], tmp_path / "hf", tensors=lambda cfg, ws: cfg.update(tie_word_embeddings=False))
+    r = _build(hf, "torch", tmp_path / "d.tflite", ok=False)
+    assert r.returncode == 1 and "lm_head.weight (tie_word_embeddings false)" in r.stderr, r.stderr
+
+
+def test_tensors_transformers_ignores_are_named_in_a_note(tmp_path, checkpoints):
+    def extra(cfg, ws):
+        ws["model.layers.0.self_attn.k_proj.weight"] = np.zeros((32, 64), np.float32)
+    hf = _edited(checkpoints["torch"], tmp_path / "hf", tensors=extra)
+    out = tmp_path / "d.tflite"
+    notes = json.loads(_build(hf, "torch", out).stdout)["notes"]
+    assert any("model.layers.0.self_attn.k_proj.weight" in n and "not read" in n for n in notes), notes
+    rows = R.compare(FX / "mtp_drafter_f32.tflite", out, [0, 64, 127])
+    assert max(r["logits_rel"] for r in rows) <= 1e-5, rows
