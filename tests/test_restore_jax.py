@@ -164,6 +164,24 @@ def test_a_window_the_constants_cannot_give_needs_the_config(tmp_path):
     assert_bit_identical_drafters(out.read_bytes())
 
 
+def test_rope_from_the_config_is_built_as_transformers_computes_it_or_refused(tmp_path):
+    """Without stored RoPE tables the rebuild takes config.json's rope_parameters: the assistant's own give the
+    ground truth; a rope_type the emitter does not build (yarn) is refused, not read as 'default'."""
+    tables = {n for n, w in WEIGHTS.items() if w["role"] == "rope_inv_freq"}
+    src = _pruned_variant(tmp_path, lambda g: [g.tensors.remove(t) for t in list(g.tensors) if t.name in tables])
+    out, base = tmp_path / "out.tflite", JAX / "gemma4-mini.litertlm"
+    cfg = EXPECTED["hf_assistant_config"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    cli("restore", src, "--base", base, "-o", out, "--config", tmp_path / "config.json")
+    assert_same_drafter(out.read_bytes(), GROUND_TRUTH)
+    cfg["text_config"]["rope_parameters"]["sliding_attention"]["rope_type"] = "yarn"
+    (tmp_path / "yarn.json").write_text(json.dumps(cfg))
+    p = cli("restore", src, "--base", base, "-o", tmp_path / "yarn.tflite", "--config", tmp_path / "yarn.json",
+            expect=1)
+    assert "rope_parameters.sliding_attention.rope_type is 'yarn'" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "yarn.tflite").exists()
+
+
 def test_config_is_refused_where_nothing_is_rebuilt(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(EXPECTED["hf_assistant_config"]))

@@ -30,14 +30,20 @@ ABSENT_LAYERS = ("hidden_size_per_layer_input", "vocab_size_per_layer_input", "e
 ORDERED_EMBEDDINGS = ("masked_embedding.centroids.weight", "masked_embedding.token_ordering")
 
 
-def config_checks(text: dict) -> list[LinkCheck]:
-    """Failing checks for every ``text_config`` field the emitter would not reproduce."""
+def rope_checks(text: dict) -> list[LinkCheck]:
+    """Failing checks for every ``rope_parameters`` entry whose rotation the emitter would not reproduce."""
     checks = []
     for kind, r in sorted((text.get("rope_parameters") or {}).items()):
         rope_type = (r or {}).get("rope_type", "default")
         if rope_type not in BUILDABLE_ROPE:
             checks.append(LinkCheck(f"rope_parameters.{kind}.rope_type", False, " / ".join(BUILDABLE_ROPE),
                                     f"{rope_type!r} (its frequencies or cos/sin scaling are not built)"))
+    return checks
+
+
+def config_checks(text: dict) -> list[LinkCheck]:
+    """Failing checks for every ``text_config`` field the emitter would not reproduce."""
+    checks = rope_checks(text)
     act = text.get("hidden_activation", TANH_GELU[0])
     if act not in TANH_GELU:
         checks.append(LinkCheck("hidden_activation", False, " / ".join(TANH_GELU), repr(act)))

@@ -24,6 +24,7 @@ from mtpsurgeon.formats.tflite.records import TensorRecord
 from mtpsurgeon.formats.tflite.schema import fb
 from mtpsurgeon.surgery.drafter.base_interface import drafter_interface
 from mtpsurgeon.surgery.drafter.emit import emit_drafter, param_name
+from mtpsurgeon.surgery.drafter import buildable
 from mtpsurgeon.surgery.drafter.spec import BlockSpec, DrafterSpec, RopeSpec, rope_from_config
 from mtpsurgeon.surgery.ir import Model, Tensor
 from mtpsurgeon.surgery.ir.layers import Layers
@@ -123,6 +124,10 @@ def _rope(weights: StoredWeights, config: dict | None, head_dim: int, kind: str,
         raise SurgeryError(f"block {layer}: {len(fits)} stored RoPE tables of width {head_dim // 2}; "
                            "cannot tell which it uses")
     r = (_text(config).get("rope_parameters") or {}).get(kind)
+    refused = buildable.rope_checks({"rope_parameters": {kind: r}}) if r else []
+    if refused:
+        c = refused[0]
+        raise SurgeryError(f"config.json {c.name} is {c.actual}; the rebuild emits {c.expected} only")
     rope = rope_from_config(r, kind) if r else None
     return None if rope is None or rope.is_identity(head_dim) else rope
 
