@@ -157,3 +157,32 @@ def test_tensors_transformers_ignores_are_named_in_a_note(tmp_path, checkpoints)
     assert any("model.layers.0.self_attn.k_proj.weight" in n and "not read" in n for n in notes), notes
     rows = R.compare(FX / "mtp_drafter_f32.tflite", out, [0, 64, 127])
     assert max(r["logits_rel"] for r in rows) <= 1e-5, rows
+
+
+HOSTILE = {
+    "rope_parameters a list": (lambda tc: tc.__setitem__("rope_parameters", [1, 2]), "rope_parameters"),
+    "a rope entry a string": (lambda tc: tc["rope_parameters"].__setitem__("full_attention", "x"), "rope_parameters"),
+    "per_layer_config a list": (lambda tc: tc.__setitem__("per_layer_config", [1]), "per_layer_config"),
+    "soft-cap a string": (_set("final_logit_softcapping", "x"), "final_logit_softcapping is 'x', not a number"),
+    "epsilon a string": (_set("rms_norm_eps", "tiny"), "rms_norm_eps is 'tiny', not a number"),
+    "window a string": (_set("sliding_window", "big"), "sliding_window is 'big', not a number"),
+    "theta a string": (lambda tc: tc["rope_parameters"]["full_attention"].__setitem__("rope_theta", "x"),
+                       "rope_parameters.full_attention.rope_theta"),
+    "text_config a string": (None, "text_config is not a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_malformed_config_is_one_line_naming_the_field(tmp_path, checkpoints, case):
+    """build-drafter and restore --config read config.json alike: exit 2, the file and the field, no traceback."""
+    edit, says = HOSTILE[case]
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", edit)
+    if edit is None:
+        cfg = json.loads((hf / "config.json").read_text())
+        (hf / "config.json").write_text(json.dumps({**cfg, "text_config": "abc"}))
+    for r in (_build(hf, "jax", tmp_path / "d.tflite", ok=False),
+              R.cli("restore", FX / "jax" / "hidden" / "pruned-drafter.tflite", "--base", FX / "jax" / "gemma4-mini.litertlm",
+                    "-o", tmp_path / "r.tflite", "--config", hf / "config.json", ok=False)):
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr and "config.json" in r.stderr, r.stderr
+    assert not (tmp_path / "d.tflite").exists() and not (tmp_path / "r.tflite").exists()

@@ -148,7 +148,40 @@ def read_config(path: str | os.PathLike) -> dict:
         raise MalformedFileError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(cfg, dict):
         raise MalformedFileError(path, "config.json is not a JSON object")
+    _check_structure(cfg, path)
     return cfg
+
+
+#: Fields read as numbers, at the top level, in text_config and in each rope_parameters entry.
+_NUMBERS = {"": ("backbone_hidden_size",),
+            "text_config": ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                            "num_key_value_heads", "head_dim", "global_head_dim", "vocab_size", "rms_norm_eps",
+                            "final_logit_softcapping", "sliding_window"),
+            "rope": ("rope_theta", "partial_rotary_factor", "factor")}
+
+
+def _check_structure(cfg: dict, path: str | os.PathLike) -> None:
+    """The nesting and number fields as transformers writes them, or exit 2 naming the field."""
+    def numbers(obj: dict, keys: tuple[str, ...], prefix: str) -> None:
+        for k in keys:
+            v = obj.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise MalformedFileError(path, f"{prefix}{k} is {str(v)[:40]!r}, not a number")
+
+    text = cfg.get("text_config") or cfg
+    if not isinstance(text, dict):
+        raise MalformedFileError(path, "text_config is not a JSON object")
+    numbers(cfg, _NUMBERS[""], "")
+    numbers(text, _NUMBERS["text_config"], "text_config." if text is not cfg else "")
+    for key in ("rope_parameters", "per_layer_config"):
+        value = text.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict) or not all(isinstance(v, dict) or v is None for v in value.values()):
+            raise MalformedFileError(path, f"{key} is not a JSON object of objects")
+        if key == "rope_parameters":
+            for kind, r in value.items():
+                numbers(r or {}, _NUMBERS["rope"], f"rope_parameters.{str(kind)[:40]}.")
 
 
 def rope_from_config(r: dict, kind: str) -> RopeSpec:
