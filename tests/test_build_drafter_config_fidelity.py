@@ -186,3 +186,26 @@ def test_a_malformed_config_is_one_line_naming_the_field(tmp_path, checkpoints, 
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr and "config.json" in r.stderr, r.stderr
     assert not (tmp_path / "d.tflite").exists() and not (tmp_path / "r.tflite").exists()
+
+
+def test_layer_types_follow_transformers(tmp_path):
+    """transformers forces the last layer to full_attention, and without layer_types makes every 6th full."""
+    from mtpsurgeon.surgery.drafter.buildable import default_layer_types
+
+    cfg = transformers.Gemma4TextConfig(num_hidden_layers=13, layer_types=None)
+    assert default_layer_types(13) == cfg.layer_types
+    assert default_layer_types(4) == transformers.Gemma4TextConfig(num_hidden_layers=4, layer_types=None).layer_types
+
+
+def test_a_last_sliding_layer_is_refused(tmp_path, checkpoints):
+    def edit(tc):
+        tc["layer_types"] = ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"]
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", edit)
+    r = _build(hf, "jax", tmp_path / "d.tflite", ok=False)
+    assert r.returncode == 1 and "layer_types[-1]" in r.stderr and "forces the last layer" in r.stderr, r.stderr
+
+
+def test_config_kv_heads_must_be_the_bases(tmp_path, checkpoints):
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", _set("num_key_value_heads", 7))
+    r = _build(hf, "jax", tmp_path / "d.tflite", ok=False)
+    assert r.returncode == 1 and "num_key_value_heads = the base's KV heads" in r.stderr, r.stderr

@@ -62,6 +62,10 @@ def drafter_interface(spec: DrafterSpec, base: BaseDims, model: TFLiteModel,
         kvh = k.shape[1] if len(k.shape) == 4 else None
         checks.append(LinkCheck(f"{kind} blocks: {heads} query heads divisible by the base's KV heads",
                                 bool(kvh) and heads % kvh == 0, f"divisor of {heads}", kvh))
+        stated = sorted({b.kv_heads for b in blocks if b.kv_heads is not None})
+        if stated:  # config.json's num_key_value_heads: the KV layout the checkpoint was trained on
+            checks.append(LinkCheck(f"{kind} blocks: config num_key_value_heads = the base's KV heads",
+                                    stated == [kvh], kvh, stated[0] if len(stated) == 1 else stated))
         checks.append(LinkCheck(f"kv_cache_v_{L} is V transposed [1, kv, {hd}, C]",
                                 len(v.shape) == 4 and v.shape[2] == hd and len(k.shape) == 4 and v.shape[3] == k.shape[2],
                                 [1, kvh, hd, k.shape[2] if len(k.shape) == 4 else "C"], list(v.shape)))

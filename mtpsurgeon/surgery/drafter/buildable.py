@@ -44,6 +44,10 @@ def rope_checks(text: dict) -> list[LinkCheck]:
 def config_checks(text: dict) -> list[LinkCheck]:
     """Failing checks for every ``text_config`` field the emitter would not reproduce."""
     checks = rope_checks(text)
+    types = text.get("layer_types")
+    if isinstance(types, list) and types and types[-1] != "full_attention":
+        checks.append(LinkCheck("layer_types[-1]", False, "full_attention (transformers forces the last layer to it)",
+                                repr(types[-1])))
     act = text.get("hidden_activation", TANH_GELU[0])
     if act not in TANH_GELU:
         checks.append(LinkCheck("hidden_activation", False, " / ".join(TANH_GELU), repr(act)))
@@ -51,6 +55,12 @@ def config_checks(text: dict) -> list[LinkCheck]:
         if text.get(name):
             checks.append(LinkCheck(name, False, "0 / false (the drafter has no such layers)", repr(text[name])))
     return checks
+
+
+def default_layer_types(n: int) -> list[str]:
+    """transformers' Gemma 4 layer types when config.json lists none: every 6th full, and the last full."""
+    types = ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(n)]
+    return types[:-1] + ["full_attention"] if types else types
 
 
 def lm_head_source(cfg: dict, text: dict, names: Iterable[str]) -> tuple[str | None, str]:

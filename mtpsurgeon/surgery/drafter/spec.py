@@ -71,6 +71,7 @@ class BlockSpec:
     rope: RopeSpec | None
     sliding_window: int | None
     layer_scalar: float = 1.0
+    kv_heads: int | None = None  #: config.json's num_key_value_heads (checked against the base's caches)
 
 
 class CheckpointWeights(MutableMapping):
@@ -202,7 +203,7 @@ def rope_from_config(r: dict, kind: str) -> RopeSpec:
 
 def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
     n = int(text["num_hidden_layers"])
-    types = list(text.get("layer_types") or ["sliding_attention"] * (n - 1) + ["full_attention"])
+    types = list(text.get("layer_types") or buildable.default_layer_types(n))
     if len(types) != n:
         raise MalformedFileError(where, f"layer_types lists {len(types)} layers, num_hidden_layers is {n}")
     rope_cfg = text.get("rope_parameters") or {}
@@ -218,8 +219,9 @@ def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
         rope = rope_from_config(rope_cfg.get(kind) or {}, kind) if rope_on else None
         if rope is not None and rope.is_identity(hd):
             rope = None  # proportional RoPE rotating nothing: the graph gets no rotation
+        kvh = own.get("num_key_value_heads") or text.get("num_key_value_heads")
         out.append(BlockSpec(i, kind, int(own.get("num_attention_heads") or text["num_attention_heads"]), hd, rope,
-                             None if full or window is None else int(window)))
+                             None if full or window is None else int(window), kv_heads=None if kvh is None else int(kvh)))
     return out
 
 
