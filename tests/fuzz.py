@@ -4,6 +4,7 @@
     python -m tests.fuzz --runs 10000 [--seed 1] [--jobs 2] [--save DIR]   # release check
     python -m tests.fuzz --seconds 50                                       # what CI runs (via test_fuzz.py)
     python -m tests.fuzz --runs 500 --family side                           # side-file cases only
+    python -m tests.fuzz --runs 500 --family checkpoint                     # hostile checkpoint folders
 
 Each run takes one fixture, applies one seeded mutation — bit flips in the
 flatbuffer tables or the container header, a truncation, a u32 overwritten
@@ -46,6 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import fuzz_checkpoint  # noqa: E402
 import fuzz_side  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +59,9 @@ COMMANDS = ("inspect", "inspect_json", "extract", "restore")
 SIDE_COMMANDS = COMMANDS + ("tune", "enable_mtp")
 #: The share of runs that are side-file cases (``--family all``).
 SIDE_SHARE = 0.4
-FAMILIES = ("all", "bytes", "side")
+#: ``checkpoint`` (:mod:`fuzz_checkpoint`: hostile Hugging Face folders for build-drafter / restore --config) is
+#: not part of ``all``, so that the runs of earlier ``all`` campaigns stay reproducible.
+FAMILIES = ("all", "bytes", "side", "checkpoint")
 
 
 def fixtures() -> list[Path]:
@@ -153,6 +157,9 @@ def make_case(seed: int, index: int, files: list[Path], work: Path, family: str 
     inp = folder / "in" / fixture.name
     inp.parent.mkdir()
     side = None
+    if family == "checkpoint":
+        args, inputs, desc, ck = fuzz_checkpoint.make_checkpoint_case(folder, work, rng)
+        return Case(index, ck, desc, args[0], args, ck, folder / "dest", inputs)
     if family == "side" or (family == "all" and rng.random() < SIDE_SHARE):
         data, side = fuzz_side.make_side_case(fixture.read_bytes(), inp, rng)
         desc = side.description
@@ -336,7 +343,8 @@ class Summary:
             out.insert(2, f"side-file runs {self.side_runs}, leaks {self.leaks}; exit codes by kind: {by_kind}")
         for o in self.problems[:20]:
             c = o.case
-            out.append(f"  run {c.index}: {c.fixture.relative_to(REPO)} {c.mutation} | {' '.join(c.args[:1] + c.args[2:])} "
+            shown = c.fixture.relative_to(REPO) if c.fixture.is_relative_to(REPO) else c.fixture.name
+            out.append(f"  run {c.index}: {shown} {c.mutation} | {' '.join(c.args[:1] + c.args[2:])} "
                        f"-> {'; '.join(o.problems)} | {o.stderr.strip().splitlines()[-1:] }")
         return out
 
@@ -346,7 +354,7 @@ def campaign(seed: int = 1, runs: int | None = None, seconds: float | None = Non
              progress: bool = False, family: str = "all") -> Summary:
     """Run cases ``0..runs-1`` (or until ``seconds`` pass) of campaign ``seed``; ``jobs`` in parallel.
 
-    ``family``: ``all`` (byte mutations and side-file cases), ``bytes`` or ``side`` only.
+    ``family``: ``all`` (byte mutations and side-file cases), ``bytes`` or ``side`` only, or ``checkpoint``.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
@@ -420,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--max-rss-mb", type=int, default=2048)
     ap.add_argument("--family", choices=FAMILIES, default="all",
-                    help="byte mutations, side-file cases (external weights), or both (default)")
+                    help="byte mutations, side-file cases (external weights), both (default), or checkpoint "
+                         "folders for build-drafter / restore --config")
     a = ap.parse_args(argv)
     if a.runs is None and a.seconds is None and a.only is None:
         a.runs = 1000

@@ -32,6 +32,29 @@ def test_campaign_on_every_fixture():
     assert not summary.problems, "\n".join(summary.lines())
 
 
+def test_checkpoint_campaign():
+    """Hostile Hugging Face folders for build-drafter and restore --config (:mod:`fuzz_checkpoint`)."""
+    summary = fuzz.campaign(seed=20261207, seconds=20, jobs=2, timeout=120, family="checkpoint")
+    print("\n".join(summary.lines()))
+    assert summary.runs >= 40 and {"build-drafter", "restore"} <= set(summary.by_command), summary.lines()
+    assert {0, 1, 2} <= set(summary.codes), summary.lines()  # some build, some are refused, some are malformed
+    assert not summary.problems, "\n".join(summary.lines())
+
+
+def test_checkpoint_cases_are_seeded_and_mutate_the_folder(tmp_path):
+    import fuzz_checkpoint
+
+    files = fuzz.fixtures()
+    a = [fuzz.make_case(5, i, files, tmp_path / "a", "checkpoint") for i in range(12)]
+    b = [fuzz.make_case(5, i, files, tmp_path / "b", "checkpoint") for i in range(12)]
+    assert [c.mutation for c in a] == [c.mutation for c in b]
+    assert {m.split(": ")[1].split()[0] for m in (c.mutation for c in a)} <= set(fuzz_checkpoint.KINDS)
+    for c in a:
+        src = fuzz.FIXTURES / "assistant" if c.mutation.startswith("assistant") else tmp_path / "a" / "jax-hf"
+        changed = [(c.input / n).read_bytes() != (src / n).read_bytes() for n in ("config.json", "model.safetensors")]
+        assert any(changed), c.mutation
+
+
 @pytest.mark.parametrize("seed, only", [(22, 1278)])
 def test_campaign_regressions(seed, only):
     """Cases the campaign once failed on (seed 22 run 1278: enable-mtp on a model whose operator table points

@@ -38,6 +38,11 @@ def rope_checks(text: dict) -> list[LinkCheck]:
         if rope_type not in BUILDABLE_ROPE:
             checks.append(LinkCheck(f"rope_parameters.{kind}.rope_type", False, " / ".join(BUILDABLE_ROPE),
                                     f"{rope_type!r} (its frequencies or cos/sin scaling are not built)"))
+        for key, ok, expected in (("partial_rotary_factor", lambda v: 0 <= v <= 1, "between 0 and 1"),
+                                  ("rope_theta", lambda v: v > 0, "> 0"), ("factor", lambda v: v > 0, "> 0")):
+            value = (r or {}).get(key)
+            if isinstance(value, (int, float)) and not ok(value):
+                checks.append(LinkCheck(f"rope_parameters.{kind}.{key}", False, expected, value))
     return checks
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -153,36 +154,41 @@ def read_config(path: str | os.PathLike) -> dict:
     return cfg
 
 
-#: Fields read as numbers, at the top level, in text_config and in each rope_parameters entry.
-_NUMBERS = {"": ("backbone_hidden_size",),
-            "text_config": ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                            "num_key_value_heads", "head_dim", "global_head_dim", "vocab_size", "rms_norm_eps",
-                            "final_logit_softcapping", "sliding_window"),
+#: Fields read as integers / as finite numbers: top level, text_config, each rope_parameters entry.
+_INTEGERS = {"": ("backbone_hidden_size",),
+             "text_config": ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                             "num_key_value_heads", "head_dim", "global_head_dim", "vocab_size", "sliding_window"),
+             "rope": ()}
+_NUMBERS = {"": (), "text_config": ("rms_norm_eps", "final_logit_softcapping"),
             "rope": ("rope_theta", "partial_rotary_factor", "factor")}
 
 
 def _check_structure(cfg: dict, path: str | os.PathLike) -> None:
     """The nesting and number fields as transformers writes them, or exit 2 naming the field."""
-    def numbers(obj: dict, keys: tuple[str, ...], prefix: str) -> None:
-        for k in keys:
+    def numbers(obj: dict, part: str, prefix: str) -> None:
+        for k in (*_INTEGERS[part], *_NUMBERS[part]):
             v = obj.get(k)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise MalformedFileError(path, f"{prefix}{k} is {str(v)[:40]!r}, not a number")
+            if v is None:
+                continue
+            whole = k in _INTEGERS[part]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+                    whole and not float(v).is_integer()):
+                raise MalformedFileError(path, f"{prefix}{k} is {str(v)[:40]!r}, not "
+                                               f"{'an integer' if whole else 'a finite number'}")
 
     text = cfg.get("text_config") or cfg
     if not isinstance(text, dict):
         raise MalformedFileError(path, "text_config is not a JSON object")
-    numbers(cfg, _NUMBERS[""], "")
-    numbers(text, _NUMBERS["text_config"], "text_config." if text is not cfg else "")
+    numbers(cfg, "", "")
+    numbers(text, "text_config", "text_config." if text is not cfg else "")
     for key in ("rope_parameters", "per_layer_config"):
         value = text.get(key)
         if value is None:
             continue
         if not isinstance(value, dict) or not all(isinstance(v, dict) or v is None for v in value.values()):
             raise MalformedFileError(path, f"{key} is not a JSON object of objects")
-        if key == "rope_parameters":
-            for kind, r in value.items():
-                numbers(r or {}, _NUMBERS["rope"], f"rope_parameters.{str(kind)[:40]}.")
+        for name, entry in value.items():
+            numbers(entry or {}, "rope" if key == "rope_parameters" else "text_config", f"{key}.{str(name)[:40]}.")
 
 
 def rope_from_config(r: dict, kind: str) -> RopeSpec:
@@ -201,8 +207,10 @@ def rope_from_config(r: dict, kind: str) -> RopeSpec:
                     factor=float(r.get("factor", 1.0)) if rope_type in ("linear", "proportional") else 1.0)
 
 
-def _blocks(text: dict, where: str, rope_on: bool) -> list[BlockSpec]:
+def _blocks(text: dict, where: str, rope_on: bool, tensors: int) -> list[BlockSpec]:
     n = int(text["num_hidden_layers"])
+    if not 0 < n <= tensors:  # every layer has a dozen tensors: a bound before any per-layer list is made
+        raise MalformedFileError(where, f"num_hidden_layers is {n}, for a checkpoint of {tensors} tensors")
     types = list(text.get("layer_types") or buildable.default_layer_types(n))
     if len(types) != n:
         raise MalformedFileError(where, f"layer_types lists {len(types)} layers, num_hidden_layers is {n}")
@@ -256,11 +264,12 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
     if mt == unified_assistant.MODEL_TYPE:
         cfg, unified_notes = unified_assistant.adapt(cfg)
     text = cfg.get("text_config") or cfg
+    st = SafetensorsSet(files)
     unbuildable = buildable.config_checks(text)
     if unbuildable:
         raise BuildRefused(str(ck), unbuildable)
     try:
-        blocks = _blocks(text, str(cfg_path), rope)
+        blocks = _blocks(text, str(cfg_path), rope, len(st.names()))
         spec = DrafterSpec(hidden=int(text["hidden_size"]), backbone_hidden=int(cfg["backbone_hidden_size"]),
                            vocab=int(text["vocab_size"]), intermediate=int(text["intermediate_size"]),
                            eps=float(text.get("rms_norm_eps", 1e-6)), softcap=text.get("final_logit_softcapping"),
@@ -274,7 +283,6 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
     if mt == unified_assistant.MODEL_TYPE:
         spec.notes.append("gemma4_unified_assistant: gemma4_assistant's layers, the unified classes' config defaults"
                           + (": " + ", ".join(unified_notes) if unified_notes else ""))
-    st = SafetensorsSet(files)
     _load_weights(spec, st, cfg, text)
     return spec
 
