@@ -55,11 +55,13 @@ def test_checkpoint_cases_are_seeded_and_mutate_the_folder(tmp_path):
         assert any(changed), c.mutation
 
 
-@pytest.mark.parametrize("seed, only", [(22, 1278)])
-def test_campaign_regressions(seed, only):
-    """Cases the campaign once failed on (seed 22 run 1278: enable-mtp on a model whose operator table points
-    past the end of the flatbuffer was an internal error; now exit 2, naming the file)."""
-    summary = fuzz.campaign(seed=seed, only=only, timeout=120)
+@pytest.mark.parametrize("seed, only, family", [(22, 1278, "all"), (7, 442, "checkpoint"), (8, 2204, "checkpoint")])
+def test_campaign_regressions(seed, only, family):
+    """Cases the campaign once failed on: seed 22 run 1278, enable-mtp on a model whose operator table points
+    past the end of the flatbuffer (internal error; now exit 2, naming the file); checkpoint seeds 7 run 442
+    (partial_rotary_factor 1e12) and 8 run 2204 (global_head_dim 1e12), each a MemoryError building a RoPE
+    table before the config was checked (now refused)."""
+    summary = fuzz.campaign(seed=seed, only=only, timeout=120, family=family)
     assert summary.runs == 1 and not summary.problems, "\n".join(summary.lines())
 
 

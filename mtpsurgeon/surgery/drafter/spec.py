@@ -57,8 +57,14 @@ class RopeSpec:
         return (inv / self.factor).astype(np.float32)
 
     def is_identity(self, head_dim: int) -> bool:
-        """No frequency rotates (e.g. proportional RoPE with ``partial_rotary_factor`` 0): q is left as it is."""
-        return not np.any(self.inv_freq(head_dim))
+        """No frequency rotates (e.g. proportional RoPE with ``partial_rotary_factor`` 0): q is left as it is.
+
+        Decided without building the table (``head_dim`` comes from a config and may be absurd): the first
+        computed frequency is 1/factor, never zero, so only a stored table or no rotated angle at all is identity.
+        """
+        if self.table is not None:
+            return not any(self.table)
+        return self.kind == "proportional" and int(self.partial_rotary_factor * head_dim // 2) == 0
 
 
 @dataclass(frozen=True)
