@@ -102,7 +102,10 @@ def _window(blocks: list, cache_len: int | None, unfaithful: list[str], notes: l
     if not sliding:
         return None
     if len(windows) > 1:
-        unfaithful.append(f"sliding_attention blocks mask different windows {sorted(map(str, windows))} "
+        by_window = "; ".join(f"blocks {[b.index for b in sliding if b.sliding_window == w]} "
+                              f"{'no window' if w is None else f'window {w}'}"
+                              for w in sorted(windows, key=lambda w: (w is None, w or 0)))
+        unfaithful.append(f"sliding_attention blocks mask different windows: {by_window} "
                           "(sliding_window is one value)")
         return min((w for w in windows if w), default=None)
     window = windows.pop()
@@ -124,6 +127,27 @@ def _shared_caches(blocks: list, unfaithful: list[str]) -> None:
         if len(caches) > 1:
             unfaithful.append(f"{kind} blocks read different KV caches {sorted(caches)} (transformers shares one "
                               "per layer type)")
+
+
+def _score_scales(blocks: list, unfaithful: list[str]) -> None:
+    """transformers' Gemma 4 attention multiplies scores by 1.0: a graph scaling them otherwise computes more."""
+    for b in blocks:
+        if b.score_scale is not None and abs(b.score_scale - 1.0) > 1e-6:
+            unfaithful.append(f"block {b.index} multiplies its attention scores by {b.score_scale:.6g} "
+                              "(gemma4_assistant's attention scale is 1.0)")
+
+
+def _epsilon_groups(arch: dict) -> str:
+    """``1e-06 (20 norms), 0.1 (layers.1.q_norm)``: each epsilon with the norms adding it (the most common one
+    counted, the others named)."""
+    groups = arch.get("eps_norms") or [{"eps": e, "norms": []} for e in arch["eps_values"]]
+    common = max(len(g["norms"]) for g in groups)
+    parts = []
+    for g in groups:
+        n = g["norms"]
+        who = (f"{len(n)} norms" if len(n) == common and len(n) > 3 else ", ".join(n)) if n else "?"
+        parts.append(f"{g['eps']:.6g} ({who})")
+    return ", ".join(parts)
 
 
 def _uniform(what: str, values: list, unfaithful: list[str]) -> None:
@@ -159,6 +183,7 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         _uniform("sliding_attention head dims", sliding_hd, unfaithful)
         _uniform("full_attention head dims", full_hd, unfaithful)
         _shared_caches(blocks, unfaithful)
+        _score_scales(blocks, unfaithful)
     else:
         if len(heads) > 1:
             notes.append(f"attention heads differ between blocks {heads}; config uses {heads[0]}")
@@ -201,7 +226,7 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
     if a.get("eps"):  # the norms' constant (a pruned drafter: the one left over)
         text["rms_norm_eps"] = float(f"{a['eps']:.6g}")  # a float32 constant: 1e-06, not 9.99999997e-07
     if live and a.get("eps_values"):
-        unfaithful.append(f"RMS norms add different epsilons {a['eps_values']} (rms_norm_eps is one value)")
+        unfaithful.append(f"RMS norms add different epsilons: {_epsilon_groups(a)} (rms_norm_eps is one value)")
     window = _window(blocks, cache_len, unfaithful, notes) if live else None
     windows = ([window] if window is not None else []) if live else sorted({b.sliding_window for b in blocks
                                                                           if b.sliding_window})

@@ -72,6 +72,7 @@ class BlockArch:
     rope: dict | None = None  #: {'tables': n, 'theta': float | None, 'partial_rotary_factor'?}
     sliding_window: int | None = None  #: the window the graph's mask enforces (transformers' convention)
     intermediate: int | None = None
+    score_scale: float | None = None  #: constant the graph multiplies attention scores by (transformers: 1.0)
 
     def to_json(self) -> dict:
         return dict(self.__dict__, kv_inputs=list(self.kv_inputs))

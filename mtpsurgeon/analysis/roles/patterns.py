@@ -108,9 +108,9 @@ def scalar_value(df: Dataflow, op: OperatorRecord) -> float | None:
     return float(np.asarray(df.model.tensor_array(t), dtype=np.float64).reshape(-1)[0])
 
 
-def rms_epsilons(df: Dataflow) -> set[float]:
-    """The epsilons the graph's RMS norms add before their ``RSQRT`` (``rsqrt(mean(x²) + eps)``)."""
-    found = set()
+def rms_epsilon_sites(df: Dataflow) -> list[tuple[float, int | None]]:
+    """Per RMS norm, the epsilon it adds before its ``RSQRT`` (``rsqrt(mean(x²) + eps)``) and its scale vector."""
+    found = []
     for op in df.model.subgraphs[df.sg].operators:
         if op.op_name != "RSQRT":
             continue
@@ -120,8 +120,18 @@ def rms_epsilons(df: Dataflow) -> set[float]:
         add = df.producer.get(t)
         value = scalar_value(df, add) if add is not None and add.op_name == "ADD" else None
         if value is not None:
-            found.add(float(np.float32(value)))
+            found.append((float(np.float32(value)), _scale_after(df, op.outputs[0])))
     return found
+
+
+def _scale_after(df: Dataflow, rsqrt: int) -> int | None:
+    """The learned vector scaling the value normed by ``rsqrt`` (within two multiplications)."""
+    for op in df.consumers.get(rsqrt, []):
+        for cand in (op, *df.consumers.get(op.outputs[0], [])):
+            w = norm_scale(df, cand)
+            if w is not None:
+                return w
+    return None
 
 
 def rope_params(df: Dataflow, tables: list[int], head_dim: int | None) -> dict | None:
