@@ -62,6 +62,14 @@ def _rope_table(src: Path, out: Path) -> Path:
     return X.save(g, out)
 
 
+def _mask_fill(src: Path, out: Path) -> Path:
+    """The blocks' shared mask fill -1e9 set to -2 in place: masked (future) keys keep softmax weight."""
+    g = X.load(src)
+    (fill,) = {s.inputs[2] for s in g.attention_selects()}
+    g.const(fill)[...] = -2.0
+    return X.save(g, out)
+
+
 def _score_scale(block: int) -> Callable[[Path, Path], Path]:
     def make(src: Path, out: Path) -> Path:
         return X.scale_scores(src, out, X.load(src).attention_selects()[block], 0.5)
@@ -74,6 +82,7 @@ VARIANTS: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "torch-q-norm-epsilon": ("torch", _q_norm_epsilon_torch, "RMS norms add different epsilons: 1e-06 (20 norms), "
                                                              "0.1 (layers.1.q_norm)"),
     "torch-score-scale": ("torch", _score_scale(2), "block 2 multiplies its attention scores by 0.5"),
+    "torch-mask-fill": ("torch", _mask_fill, "blocks [0, 1, 2, 3] fill the scores of masked keys with -2"),
     "jax-q-norm-epsilon": ("jax", _q_norm_epsilon_jax, "RMS norms add different epsilons: 1e-06 (17 norms), 0.01 "
                                                        "(layers.0.q_norm, layers.1.q_norm, layers.2.q_norm, "
                                                        "layers.3.q_norm)"),
@@ -82,6 +91,7 @@ VARIANTS: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "jax-rope-skipped": ("jax", _rope_skipped, "sliding_attention blocks [0, 2] rotate q, blocks [1] do not"),
     "jax-rope-table": ("jax", _rope_table, "block 3: its RoPE table is not transformers'"),
     "jax-score-scale": ("jax", _score_scale(1), "block 1 multiplies its attention scores by 0.5"),
+    "jax-mask-fill": ("jax", _mask_fill, "blocks [0, 1, 2, 3] fill the scores of masked keys with -2"),
 }
 
 
@@ -154,7 +164,8 @@ def test_parity_over_the_cache_sees_the_difference(tmp_path, variants, name):
 
     Not at position 0 for the q-norm, RoPE and score-scale variants: there one key is visible, softmax
     gives it weight 1 whatever the query, so the query's norm, rotation and scale cannot show; parity's
-    positions over the whole cache (past the window) see it.
+    positions over the whole cache (past the window) see it. The mask-fill variants differ most at
+    position 0 (127 hidden keys keep weight) and least near the end of the cache.
     """
     r = _extract(variants[name], tmp_path / "hf", "--allow-partial", "--check-parity", "--json", ok=False)
     assert r.returncode == 1, r.stderr[-2000:]

@@ -137,6 +137,17 @@ def _score_scales(blocks: list, unfaithful: list[str]) -> None:
                               "(gemma4_assistant's attention scale is 1.0)")
 
 
+#: A mask fill at or below this leaves hidden keys no float32 softmax weight whatever the scores (exp underflows).
+HIDDEN_FILL = -1e4
+
+
+def _mask_fills(blocks: list, unfaithful: list[str]) -> None:
+    """transformers gives hidden keys no weight: a graph filling their scores with a modest value does."""
+    for fill in sorted({b.mask_fill for b in blocks if b.mask_fill is not None and b.mask_fill > HIDDEN_FILL}):
+        unfaithful.append(f"blocks {[b.index for b in blocks if b.mask_fill == fill]} fill the scores of masked keys "
+                          f"with {fill:.6g}, so those keep softmax weight (gemma4_assistant gives them none)")
+
+
 def _epsilon_groups(arch: dict) -> str:
     """``1e-06 (20 norms), 0.1 (layers.1.q_norm)``: each epsilon with the norms adding it (the most common one
     counted, the others named)."""
@@ -184,6 +195,7 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         _uniform("full_attention head dims", full_hd, unfaithful)
         _shared_caches(blocks, unfaithful)
         _score_scales(blocks, unfaithful)
+        _mask_fills(blocks, unfaithful)
     else:
         if len(heads) > 1:
             notes.append(f"attention heads differ between blocks {heads}; config uses {heads[0]}")

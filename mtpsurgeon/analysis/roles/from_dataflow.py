@@ -16,6 +16,7 @@ from mtpsurgeon.analysis.roles.model import TABLE_ROLES, BlockArch, Role, RoleMa
 from mtpsurgeon.analysis.roles.patterns import (
     NONLINEAR,
     is_vector_shape,
+    mask_fill,
     nearest_norm,
     norm_scale,
     rms_epsilon_sites,
@@ -202,6 +203,7 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     arch.heads = q_out // head_dim if q_out and head_dim and q_out % head_dim == 0 else None
     arch.kv_heads = k_shape[1] if len(k_shape) == 4 else None
     arch.sliding_window = sliding_window(df, blk.scores[0])
+    arch.mask_fill = mask_fill(df, blk.scores[0])
     if query:
         arch.score_scale = score_scale(df, query_start, blk.scores[0], query[0])
     if tables:

@@ -72,6 +72,7 @@ class BlockArch:
     rope: dict | None = None  #: {'tables': n, 'theta': float | None, 'partial_rotary_factor'?}
     sliding_window: int | None = None  #: the window the graph's mask enforces (transformers' convention)
     intermediate: int | None = None
+    mask_fill: float | None = None  #: constant written over hidden keys' scores (-1e9 or so: they get no weight)
     score_scale: float | None = None  #: constant the graph multiplies attention scores by (transformers: 1.0)
 
     def to_json(self) -> dict:

@@ -197,6 +197,17 @@ def sliding_window(df: Dataflow, scores: OperatorRecord) -> int | None:
     return None
 
 
+def mask_fill(df: Dataflow, scores: OperatorRecord) -> float | None:
+    """The constant a block's mask writes over the scores of hidden keys (``SELECT_V2(mask, scores, fill)``)."""
+    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
+    for op in df.walk(list(scores.outputs), True, stop=stop):
+        if op.op_name == "SELECT_V2":
+            consts = [df.tensor(df.const_source(c)) for c in df.const_inputs(op)]
+            if len(consts) == 1 and consts[0].num_elements == 1 and consts[0].dtype.is_float:
+                return float(np.asarray(df.model.tensor_array(consts[0]), dtype=np.float64).reshape(-1)[0])
+    return None
+
+
 def _is_ramp(df: Dataflow, t: int) -> bool:
     a = np.asarray(df.model.tensor_array(df.tensor(df.const_source(t)))).reshape(-1)
     return a.size > 1 and bool(np.array_equal(a, np.arange(a.size)))
