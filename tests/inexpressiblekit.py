@@ -287,3 +287,12 @@ def scale_scores(src: Path, out: Path, select: Op, factor: float) -> Path:
     edit.insert_ops(select.index, [edit.clone_op(mul.index, [scores, c], [scaled])])
     edit.set_input(select.index + 1, 1, scaled)
     return edit.save(out)
+
+
+def softmax_beta(src: Path, out: Path, select: Op, beta: float) -> Path:
+    """``src`` with the softmax after attention select ``select`` computing ``softmax(beta · scores)``."""
+    g = load(src)
+    softmax = next(op for op in g.forward(select.outputs[0]) if op.name == "SOFTMAX")
+    edit = ObjectEdit(src)
+    edit.sg.operators[softmax.index].builtinOptions.beta = beta
+    return edit.save(out)

@@ -77,11 +77,19 @@ def _score_scale(block: int) -> Callable[[Path, Path], Path]:
     return make
 
 
+def _softmax_beta(block: int) -> Callable[[Path, Path], Path]:
+    def make(src: Path, out: Path) -> Path:
+        return X.softmax_beta(src, out, X.load(src).attention_selects()[block], 0.5)
+    make.__doc__ = f"Block {block}'s softmax computing softmax(0.5 · scores) (its beta option)."
+    return make
+
+
 #: name -> (family, edit, what stderr and ``unfaithful`` must say)
 VARIANTS: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "torch-q-norm-epsilon": ("torch", _q_norm_epsilon_torch, "RMS norms add different epsilons: 1e-06 (20 norms), "
                                                              "0.1 (layers.1.q_norm)"),
     "torch-score-scale": ("torch", _score_scale(2), "block 2 multiplies its attention scores by 0.5"),
+    "torch-softmax-beta": ("torch", _softmax_beta(3), "block 3 multiplies its attention scores by 0.5"),
     "torch-mask-fill": ("torch", _mask_fill, "blocks [0, 1, 2, 3] fill the scores of masked keys with -2"),
     "jax-q-norm-epsilon": ("jax", _q_norm_epsilon_jax, "RMS norms add different epsilons: 1e-06 (17 norms), 0.01 "
                                                        "(layers.0.q_norm, layers.1.q_norm, layers.2.q_norm, "
@@ -91,6 +99,7 @@ VARIANTS: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "jax-rope-skipped": ("jax", _rope_skipped, "sliding_attention blocks [0, 2] rotate q, blocks [1] do not"),
     "jax-rope-table": ("jax", _rope_table, "block 3: its RoPE table is not transformers'"),
     "jax-score-scale": ("jax", _score_scale(1), "block 1 multiplies its attention scores by 0.5"),
+    "jax-softmax-beta": ("jax", _softmax_beta(3), "block 3 multiplies its attention scores by 0.5"),
     "jax-mask-fill": ("jax", _mask_fill, "blocks [0, 1, 2, 3] fill the scores of masked keys with -2"),
 }
 

@@ -4,7 +4,7 @@ transformers' Gemma 4 attention scales scores by exactly 1.0 (the q norm takes t
 ``1/sqrt(head_dim)``), so a drafter whose graph multiplies the normed query or the scores by another
 constant computes something a ``gemma4_assistant`` checkpoint does not. Found by structure: a scalar
 ``MUL``/``DIV`` that every path from the normed query to the score matmul (or from the scores to the
-softmax) passes through. A scalar on only some paths (RoPE's rotate-half negation) scales nothing.
+softmax) passes through, and the softmax's ``beta`` (converters fuse a scale into it). A scalar on only some paths (RoPE's rotate-half negation) scales nothing.
 The key side is not searched: there a scalar is the KV cache's own dequantization.
 """
 from __future__ import annotations
@@ -22,6 +22,8 @@ def score_scale(df: Dataflow, query_start: int, scores: OperatorRecord, query: i
     softmax = next((op for op in df.walk(list(scores.outputs), True, stop=stop) if op.op_name == "SOFTMAX"), None)
     if softmax is not None:
         factor *= _dominating_factor(df, scores.outputs[0], softmax.inputs[0])
+        beta = getattr(df.model.operator_options(df.sg, softmax.index), "beta", None)  # softmax(beta · x)
+        factor *= 1.0 if beta is None else float(beta)
     return factor
 
 
