@@ -296,3 +296,39 @@ def softmax_beta(src: Path, out: Path, select: Op, beta: float) -> Path:
     edit = ObjectEdit(src)
     edit.sg.operators[softmax.index].builtinOptions.beta = beta
     return edit.save(out)
+
+
+def interleave_kv_heads(src: Path, out: Path) -> Path:
+    """``src`` with every KV broadcast ``[1, kv, 1, C, d] -> [1, kv, g, C, d]`` (query head h reads KV head
+    h // g) edited in place to ``[1, 1, kv, C, d] -> [1, g, kv, C, d]`` (h reads h % kv): the shape operands only."""
+    g = load(src)
+    edited = 0
+    for op in g.ops:
+        if op.name != "BROADCAST_TO" or g.producer[op.inputs[0]].name != "RESHAPE":
+            continue
+        shape, target = g.const(g.producer[op.inputs[0]].inputs[1]), g.const(op.inputs[1])
+        if len(shape) == 5 and shape[2] == 1 and target[1] == shape[1] and target[2] > 1:
+            kv, group = int(shape[1]), int(target[2])
+            shape[1], shape[2] = 1, kv
+            target[1], target[2] = group, kv
+            edited += 1
+    assert edited, "no grouped-query KV broadcast found"
+    return save(g, out)
+
+
+def gate_nonlinearities(graph: Graph) -> list[Op]:
+    """The GELU of each block's MLP gate, in block order."""
+    return [op for op in graph.ops if op.name == "GELU"]
+
+
+def swap_nonlinearity(src: Path, out: Path, ops: list[Op], to: str) -> Path:
+    """``src`` with operators ``ops`` computing ``to`` (a builtin the model already uses, e.g. the soft-cap's
+    TANH) on the same input instead."""
+    g = load(src)
+    code = next(op for op in g.ops if op.name == to)
+    edit = ObjectEdit(src)
+    for op in ops:
+        target = edit.sg.operators[op.index]
+        target.opcodeIndex = edit.sg.operators[code.index].opcodeIndex
+        target.builtinOptionsType, target.builtinOptions = 0, None
+    return edit.save(out)

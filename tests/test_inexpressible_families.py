@@ -6,8 +6,8 @@ partial rotation, window 32, GQA) with one feature edited through Google's gener
 edit changes the function; then ``extract --names hf`` must exit 1 naming the feature in one line and write
 nothing, ``--allow-partial`` must write the checkpoint with the feature noted as NOT reproduced, and
 ``--check-parity`` (transformers against LiteRT at positions over the whole cache) must fail. Controls: the
-unmodified fixtures and edits a config does express (every norm's epsilon, the shared window) are followed,
-not refused, and pass parity.
+unmodified fixtures and edits a config does express (every norm's epsilon, the shared window, every gate's
+non-linearity) are followed, not refused, and pass parity.
 """
 from __future__ import annotations
 
@@ -77,6 +77,11 @@ def _score_scale(block: int) -> Callable[[Path, Path], Path]:
     return make
 
 
+def _one_gate_tanh(src: Path, out: Path) -> Path:
+    """Block 1's MLP gate computes tanh (the soft-cap's operator) instead of GELU; the others keep GELU."""
+    return X.swap_nonlinearity(src, out, X.gate_nonlinearities(X.load(src))[1:2], "TANH")
+
+
 def _softmax_beta(block: int) -> Callable[[Path, Path], Path]:
     def make(src: Path, out: Path) -> Path:
         return X.softmax_beta(src, out, X.load(src).attention_selects()[block], 0.5)
@@ -90,6 +95,8 @@ VARIANTS: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
                                                              "0.1 (layers.1.q_norm)"),
     "torch-score-scale": ("torch", _score_scale(2), "block 2 multiplies its attention scores by 0.5"),
     "torch-softmax-beta": ("torch", _softmax_beta(3), "block 3 multiplies its attention scores by 0.5"),
+    "torch-mlp-activation": ("torch", _one_gate_tanh, "MLP gates apply different non-linearities: blocks [0, 2, 3] "
+                                                      "gelu_pytorch_tanh; blocks [1] tanh"),
     "torch-mask-fill": ("torch", _mask_fill, "blocks [0, 1, 2, 3] fill the scores of masked keys with -2"),
     "jax-q-norm-epsilon": ("jax", _q_norm_epsilon_jax, "RMS norms add different epsilons: 1e-06 (17 norms), 0.01 "
                                                        "(layers.0.q_norm, layers.1.q_norm, layers.2.q_norm, "
@@ -100,6 +107,10 @@ VARIANTS: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "jax-rope-table": ("jax", _rope_table, "block 3: its RoPE table is not transformers'"),
     "jax-score-scale": ("jax", _score_scale(1), "block 1 multiplies its attention scores by 0.5"),
     "jax-softmax-beta": ("jax", _softmax_beta(3), "block 3 multiplies its attention scores by 0.5"),
+    "jax-kv-groups": ("jax", X.interleave_kv_heads, "blocks [0, 1, 2, 3]: query heads read KV heads [0, 1, 0, 1] "
+                                                    "(transformers' repeat_kv reads [0, 0, 1, 1])"),
+    "jax-mlp-activation": ("jax", _one_gate_tanh, "MLP gates apply different non-linearities: blocks [0, 2, 3] "
+                                                  "gelu_pytorch_tanh; blocks [1] tanh"),
     "jax-mask-fill": ("jax", _mask_fill, "blocks [0, 1, 2, 3] fill the scores of masked keys with -2"),
 }
 
@@ -191,6 +202,15 @@ def test_the_unmodified_fixture_is_not_refused(tmp_path, family):
     assert "NOT reproduced" not in (tmp_path / "hf" / "README.md").read_text()
 
 
+def test_the_jax_grouping_is_followed_not_assumed():
+    """The jax family's GQA (4 query heads, 2 KV heads) is read off the graph as transformers' groups."""
+    from mtpsurgeon.analysis import analyze
+
+    rm = next(iter(analyze(SRC["jax"]).models[0].roles.values()))
+    assert [b.head_kv for b in rm.blocks] == [[0, 0, 1, 1]] * 4
+    assert all(b.score_scale == 1.0 and b.mask_fill <= -1e4 for b in rm.blocks)
+
+
 def _every_epsilon(src: Path, out: Path, value: float) -> Path:
     g = X.load(src)
     for eps in {g.epsilon_of(a) for a in g.norm_epsilon_adds()}:
@@ -225,3 +245,16 @@ def test_an_expressible_window_edit_is_followed(tmp_path):
     dump = json.loads(r.stdout)["dumps"][0]
     assert not dump["unfaithful"] and dump["parity"]["passed"], dump["parity"]
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["text_config"]["sliding_window"] == 20
+
+
+@pytest.mark.parametrize("family", sorted(SRC))
+def test_an_expressible_activation_is_followed(tmp_path, family):
+    """Every MLP gate computing tanh is one hidden_activation: written as "tanh" (not Gemma 4's default), and
+    transformers agrees."""
+    g = X.load(SRC[family])
+    variant = X.swap_nonlinearity(SRC[family], tmp_path / "tanh.tflite", X.gate_nonlinearities(g), "TANH")
+    assert max(_relative_change(SRC[family], variant)) > 1e-2
+    r = _extract(variant, tmp_path / "hf", "--check-parity", "--json")
+    dump = json.loads(r.stdout)["dumps"][0]
+    assert not dump["unfaithful"] and dump["parity"]["passed"], dump["parity"]
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["text_config"]["hidden_activation"] == "tanh"

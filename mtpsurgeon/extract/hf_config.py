@@ -137,6 +137,38 @@ def _score_scales(blocks: list, unfaithful: list[str]) -> None:
                               "(gemma4_assistant's attention scale is 1.0)")
 
 
+def _kv_groups(blocks: list, unfaithful: list[str], notes: list[str]) -> None:
+    """transformers' repeat_kv gives query head h KV head h // (heads / kv_heads): the graph must group so too."""
+    wrong: dict[tuple, list[int]] = {}
+    for b in blocks:
+        if not (b.heads and b.kv_heads and b.kv_heads > 1 and b.heads % b.kv_heads == 0):
+            continue
+        want = [h // (b.heads // b.kv_heads) for h in range(b.heads)]
+        if b.head_kv is None:
+            notes.append(f"block {b.index}: which KV head each query head reads was not followed through the graph; "
+                         f"transformers' consecutive groups {want} assumed")
+        elif b.head_kv != want:
+            wrong.setdefault((tuple(b.head_kv), tuple(want)), []).append(b.index)
+    for (got, want), idx in wrong.items():
+        unfaithful.append(f"blocks {idx}: query heads read KV heads {list(got)} (transformers' repeat_kv reads "
+                          f"{list(want)})")
+
+
+def _activation(blocks: list, unfaithful: list[str], notes: list[str]) -> str | None:
+    """``hidden_activation`` as the graph's MLP gates compute it (None: not read, the Gemma 4 default stays)."""
+    named = {b.activation for b in blocks if b.activation}
+    unnamed = [b.index for b in blocks if b.intermediate and not b.activation]
+    if len(named) > 1:
+        by = "; ".join(f"blocks {[b.index for b in blocks if b.activation == a]} {a}" for a in sorted(named))
+        unfaithful.append(f"MLP gates apply different non-linearities: {by} (hidden_activation is one value)")
+        return None
+    if unnamed:
+        notes.append(f"blocks {unnamed}: the MLP gate's non-linearity is not one operator read here; "
+                     f"hidden_activation {GEMMA4_DEFAULTS['hidden_activation']!r} assumed")
+        return None
+    return named.pop() if named else None
+
+
 #: A mask fill at or below this leaves hidden keys no float32 softmax weight whatever the scores (exp underflows).
 HIDDEN_FILL = -1e4
 
@@ -196,11 +228,13 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         _shared_caches(blocks, unfaithful)
         _score_scales(blocks, unfaithful)
         _mask_fills(blocks, unfaithful)
+        _kv_groups(blocks, unfaithful, notes)
     else:
         if len(heads) > 1:
             notes.append(f"attention heads differ between blocks {heads}; config uses {heads[0]}")
         if len(kv_heads) > 1:
             notes.append(f"KV heads differ between blocks {kv_heads}; config uses {kv_heads[0]}")
+    activation = _activation(blocks, unfaithful, notes) if live else None
     rope: dict = {}
     for kind in ("sliding_attention", "full_attention"):
         if not any(b.layer_type == kind for b in blocks):
@@ -235,6 +269,8 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         "tie_word_embeddings": True,
         "text_config": text,
     }
+    if activation:
+        text["hidden_activation"] = activation
     if a.get("eps"):  # the norms' constant (a pruned drafter: the one left over)
         text["rms_norm_eps"] = float(f"{a['eps']:.6g}")  # a float32 constant: 1e-06, not 9.99999997e-07
     if live and a.get("eps_values"):
@@ -251,7 +287,7 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
     if unfaithful and live:
         notes.extend(f"NOT EXPRESSIBLE in gemma4_assistant: {u}" for u in unfaithful)
     defaults = sorted(set(GEMMA4_DEFAULTS) - set(overrides or {}) - ({"sliding_window"} if windows else set())
-                      - ({"rms_norm_eps"} if a.get("eps") else set()))
+                      - ({"rms_norm_eps"} if a.get("eps") else set()) - ({"hidden_activation"} if activation else set()))
     notes.append(f"config.json: {', '.join(defaults)} are Gemma 4 defaults, not shown by the graph")
     if text["final_logit_softcapping"] is None and rm.method == "shapes":
         notes.append("final_logit_softcapping: not visible without the drafter's operators (Gemma 4 drafters use 30.0)")

@@ -11,7 +11,9 @@ branch has the non-linearity being gate, ...). Names are never consulted.
 """
 from __future__ import annotations
 
+from mtpsurgeon.analysis.roles.activation import gate_activation
 from mtpsurgeon.analysis.roles.dataflow import Dataflow
+from mtpsurgeon.analysis.roles.head_groups import head_to_kv
 from mtpsurgeon.analysis.roles.model import TABLE_ROLES, BlockArch, Role, RoleMap
 from mtpsurgeon.analysis.roles.patterns import (
     NONLINEAR,
@@ -202,6 +204,8 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     arch.head_dim = head_dim
     arch.heads = q_out // head_dim if q_out and head_dim and q_out % head_dim == 0 else None
     arch.kv_heads = k_shape[1] if len(k_shape) == 4 else None
+    if query and k_in and arch.heads and head_dim and arch.kv_heads and arch.kv_heads > 1:
+        arch.head_kv = head_to_kv(df, query_start, k_in[0], blk.scores[0], query[0], arch.heads, head_dim)
     arch.sliding_window = sliding_window(df, blk.scores[0])
     arch.mask_fill = mask_fill(df, blk.scores[0])
     if query:
@@ -235,6 +239,7 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     b.assign(df.weight_of(gate), "gate_proj", n, f"MLP matmul whose branch has the non-linearity (operator {gate.index})")
     b.assign(df.weight_of(up), "up_proj", n, f"MLP matmul multiplied with the gate (operator {up.index})")
     arch.intermediate = df.tensor(df.weight_of(gate)).shape[0]
+    arch.activation = gate_activation(df, gate, up)
     down = [op for op in weight_matmuls(df, up.outputs[0], True)]
     if not down:
         return
