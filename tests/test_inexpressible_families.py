@@ -4,8 +4,8 @@ Each variant is the real float fixture drafter (torch family: no RoPE, no window
 partial rotation, window 32, GQA) with one feature edited through Google's generated TFLite schema
 (``inexpressiblekit``), never through mtpsurgeon's own reader or writer. The LiteRT interpreter shows each
 edit changes the function; then ``extract --names hf`` must exit 1 naming the feature in one line and write
-nothing, ``--allow-partial`` must write the checkpoint with the feature noted as NOT reproduced, and
-``--check-parity`` (transformers against LiteRT at positions over the whole cache) must fail. Controls: the
+nothing, ``--allow-partial`` must write the checkpoint with the feature noted as NOT reproduced, and parity
+(transformers against LiteRT at positions over the whole cache) must fail, ``--check-parity`` exiting 1. Controls: the
 unmodified fixtures and edits a config does express (every norm's epsilon, the shared window, every gate's
 non-linearity) are followed, not refused, and pass parity.
 """
@@ -167,7 +167,17 @@ def test_refused_with_the_feature_named(tmp_path, variants, name):
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_allow_partial_writes_it_noted(tmp_path, variants, name):
+def test_allow_partial_writes_it_noted_and_parity_sees_it(tmp_path, variants, name):
+    """``--allow-partial`` writes the nearest checkpoint with the feature noted, and transformers running it
+    disagrees with LiteRT running the variant (parity at positions over the whole cache, past the window).
+
+    Not at position 0 for the q-norm, RoPE, score-scale and grouping variants: there one key is visible, softmax
+    gives it weight 1 whatever the query, so the query cannot show; the other positions see it. The mask-fill
+    variants differ most at position 0 (127 hidden keys keep weight) and least near the end of the cache.
+    """
+    from mtpsurgeon.analysis import analyze
+    from mtpsurgeon.extract.parity import check_parity
+
     said = VARIANTS[name][2]
     hf = tmp_path / "hf"
     r = _extract(variants[name], hf, "--allow-partial", "--json")
@@ -176,22 +186,19 @@ def test_allow_partial_writes_it_noted(tmp_path, variants, name):
     readme = (hf / "README.md").read_text()
     assert "NOT reproduced" in readme and said in readme
     assert (hf / "config.json").is_file() and (hf / "model.safetensors").is_file()
+    roles = next(iter(analyze(variants[name]).models[0].roles.values()))
+    res = check_parity(hf, variants[name], roles)
+    assert not res.passed() and res.logits_max_abs > 1e-2 * max(1.0, res.logits_scale), res.per_position
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_parity_over_the_cache_sees_the_difference(tmp_path, variants, name):
-    """transformers running the nearest config disagrees with LiteRT running the variant.
-
-    Not at position 0 for the q-norm, RoPE and score-scale variants: there one key is visible, softmax
-    gives it weight 1 whatever the query, so the query's norm, rotation and scale cannot show; parity's
-    positions over the whole cache (past the window) see it. The mask-fill variants differ most at
-    position 0 (127 hidden keys keep weight) and least near the end of the cache.
-    """
+@pytest.mark.parametrize("name", ["torch-score-scale", "jax-rope-skipped"])
+def test_check_parity_exits_1(tmp_path, variants, name):
+    """The CLI's ``--allow-partial --check-parity`` says so too: exit 1, parity failed, no traceback (one
+    variant per family here; every variant's parity is checked above through the same Python call)."""
     r = _extract(variants[name], tmp_path / "hf", "--allow-partial", "--check-parity", "--json", ok=False)
     assert r.returncode == 1, r.stderr[-2000:]
     parity = json.loads(r.stdout)["dumps"][0]["parity"]
     assert parity["passed"] is False
-    assert parity["logits_max_abs"] > 1e-2 * max(1.0, parity["logits_scale"]), parity
     assert "Traceback" not in r.stderr
 
 
