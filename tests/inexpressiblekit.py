@@ -332,3 +332,13 @@ def swap_nonlinearity(src: Path, out: Path, ops: list[Op], to: str) -> Path:
         target.opcodeIndex = edit.sg.operators[code.index].opcodeIndex
         target.builtinOptionsType, target.builtinOptions = 0, None
     return edit.save(out)
+
+
+def bypass_mask(src: Path, out: Path, select: Op) -> Path:
+    """``src`` with the softmax after attention select ``select`` reading the unmasked scores (the select and
+    its window operators left in place, unused: a recogniser must not be fooled by them)."""
+    g = load(src)
+    softmax = next(op for op in g.forward(select.outputs[0]) if op.name == "SOFTMAX")
+    edit = ObjectEdit(src)
+    edit.set_input(softmax.index, softmax.inputs.index(select.outputs[0]), select.inputs[1])
+    return edit.save(out)

@@ -174,7 +174,12 @@ HIDDEN_FILL = -1e4
 
 
 def _mask_fills(blocks: list, unfaithful: list[str]) -> None:
-    """transformers gives hidden keys no weight: a graph filling their scores with a modest value does."""
+    """transformers gives hidden keys no weight: a graph ignoring the mask, or filling their scores with a modest
+    value, does."""
+    unmasked = [b.index for b in blocks if b.masked is False]
+    if unmasked:
+        unfaithful.append(f"blocks {unmasked} ignore the mask input: they attend to every cache slot "
+                          "(gemma4_assistant attends to the visible positions only)")
     for fill in sorted({b.mask_fill for b in blocks if b.mask_fill is not None and b.mask_fill > HIDDEN_FILL}):
         unfaithful.append(f"blocks {[b.index for b in blocks if b.mask_fill == fill]} fill the scores of masked keys "
                           f"with {fill:.6g}, so those keep softmax weight (gemma4_assistant gives them none)")

@@ -19,6 +19,7 @@ from mtpsurgeon.analysis.roles.patterns import (
     NONLINEAR,
     is_vector_shape,
     mask_fill,
+    masks_with,
     nearest_norm,
     norm_scale,
     rms_epsilon_sites,
@@ -208,6 +209,9 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
         arch.head_kv = head_to_kv(df, query_start, k_in[0], blk.scores[0], query[0], arch.heads, head_dim)
     arch.sliding_window = sliding_window(df, blk.scores[0])
     arch.mask_fill = mask_fill(df, blk.scores[0])
+    mask = b.io.inputs.get("mask") or b.io.inputs.get("attn_mask")  # the runtime's visible-positions input
+    if mask is not None:
+        arch.masked = masks_with(df, blk.scores[0], mask.index)
     if query:
         arch.score_scale = score_scale(df, query_start, blk.scores[0], query[0])
     if tables:

@@ -51,11 +51,8 @@ def head_to_kv(df: Dataflow, query_start: int, key_input: int, scores: OperatorR
 
 def _carry(df: Dataflow, source: int, labels: np.ndarray, sink: int) -> np.ndarray | None:
     """``labels`` (laid out like tensor ``source``) as they arrive at tensor ``sink``, or None."""
-    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
-    ahead = {op.index for op in df.walk([source], True, stop=stop)}
-    path = sorted((op for op in df.walk([sink], False, stop=stop) if op.index in ahead), key=lambda o: o.index)
     known = {source: np.asarray(labels)}
-    for op in path:
+    for op in df.between(source, sink):
         out = _move(df, op, known)
         if out is None:
             return known.get(sink)

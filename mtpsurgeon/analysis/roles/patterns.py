@@ -183,7 +183,7 @@ def sliding_window(df: Dataflow, scores: OperatorRecord) -> int | None:
     ``sliding_window`` 32 (which admits window + 1 keys).
     """
     stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
-    conds = [op.inputs[0] for op in df.walk(list(scores.outputs), True, stop=stop) if op.op_name == "SELECT_V2"]
+    conds = [op.inputs[0] for op in _masking(df, scores) if op.op_name == "SELECT_V2"]
     for cmp in df.walk(conds, False, stop=stop):
         if cmp.op_name not in _COMPARE:
             continue
@@ -199,13 +199,30 @@ def sliding_window(df: Dataflow, scores: OperatorRecord) -> int | None:
 
 def mask_fill(df: Dataflow, scores: OperatorRecord) -> float | None:
     """The constant a block's mask writes over the scores of hidden keys (``SELECT_V2(mask, scores, fill)``)."""
-    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
-    for op in df.walk(list(scores.outputs), True, stop=stop):
+    for op in _masking(df, scores):
         if op.op_name == "SELECT_V2":
             consts = [df.tensor(df.const_source(c)) for c in df.const_inputs(op)]
             if len(consts) == 1 and consts[0].num_elements == 1 and consts[0].dtype.is_float:
                 return float(np.asarray(df.model.tensor_array(consts[0]), dtype=np.float64).reshape(-1)[0])
     return None
+
+
+def _masking(df: Dataflow, scores: OperatorRecord) -> list[OperatorRecord]:
+    """Operators between a block's scores and its softmax (all reached from the scores when it has none)."""
+    softmax = df.softmax_after(scores)
+    if softmax is None:
+        stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
+        return list(df.walk(list(scores.outputs), True, stop=stop))
+    return df.between(scores.outputs[0], softmax.inputs[0])
+
+
+def masks_with(df: Dataflow, scores: OperatorRecord, mask: int) -> bool | None:
+    """Does graph input ``mask`` reach the softmax of ``scores``? (None: no softmax found.)"""
+    softmax = df.softmax_after(scores)
+    if softmax is None:
+        return None
+    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
+    return any(mask in op.inputs for op in df.walk([softmax.inputs[0]], False, stop=stop))
 
 
 def _is_ramp(df: Dataflow, t: int) -> bool:

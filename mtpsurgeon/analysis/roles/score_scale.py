@@ -18,8 +18,7 @@ def score_scale(df: Dataflow, query_start: int, scores: OperatorRecord, query: i
     """Product of the scalars on every path ``query_start`` → ``query`` (an input of ``scores``) and
     ``scores`` → its softmax; 1.0 when there are none."""
     factor = _dominating_factor(df, query_start, query)
-    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
-    softmax = next((op for op in df.walk(list(scores.outputs), True, stop=stop) if op.op_name == "SOFTMAX"), None)
+    softmax = df.softmax_after(scores)
     if softmax is not None:
         factor *= _dominating_factor(df, scores.outputs[0], softmax.inputs[0])
         beta = getattr(df.model.operator_options(df.sg, softmax.index), "beta", None)  # softmax(beta · x)
@@ -28,9 +27,7 @@ def score_scale(df: Dataflow, query_start: int, scores: OperatorRecord, query: i
 
 
 def _dominating_factor(df: Dataflow, source: int, sink: int) -> float:
-    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
-    ahead = {op.index for op in df.walk([source], True, stop=stop)}
-    path = sorted((op for op in df.walk([sink], False, stop=stop) if op.index in ahead), key=lambda o: o.index)
+    path = df.between(source, sink)
     factor = 1.0
     for op in path:
         c = scalar_value(df, op) if op.op_name in ("MUL", "DIV") else None
