@@ -102,7 +102,10 @@ def _window(blocks: list, cache_len: int | None, unfaithful: list[str], notes: l
     if not sliding:
         return None
     if len(windows) > 1:
-        unfaithful.append(f"sliding_attention blocks mask different windows {sorted(map(str, windows))} "
+        by_window = "; ".join(f"blocks {[b.index for b in sliding if b.sliding_window == w]} "
+                              f"{'no window' if w is None else f'window {w}'}"
+                              for w in sorted(windows, key=lambda w: (w is None, w or 0)))
+        unfaithful.append(f"sliding_attention blocks mask different windows: {by_window} "
                           "(sliding_window is one value)")
         return min((w for w in windows if w), default=None)
     window = windows.pop()
@@ -124,6 +127,75 @@ def _shared_caches(blocks: list, unfaithful: list[str]) -> None:
         if len(caches) > 1:
             unfaithful.append(f"{kind} blocks read different KV caches {sorted(caches)} (transformers shares one "
                               "per layer type)")
+
+
+def _score_scales(blocks: list, unfaithful: list[str]) -> None:
+    """transformers' Gemma 4 attention multiplies scores by 1.0: a graph scaling them otherwise computes more."""
+    for b in blocks:
+        if b.score_scale is not None and abs(b.score_scale - 1.0) > 1e-6:
+            unfaithful.append(f"block {b.index} multiplies its attention scores by {b.score_scale:.6g} "
+                              "(gemma4_assistant's attention scale is 1.0)")
+
+
+def _kv_groups(blocks: list, unfaithful: list[str], notes: list[str]) -> None:
+    """transformers' repeat_kv gives query head h KV head h // (heads / kv_heads): the graph must group so too."""
+    wrong: dict[tuple, list[int]] = {}
+    for b in blocks:
+        if not (b.heads and b.kv_heads and b.kv_heads > 1 and b.heads % b.kv_heads == 0):
+            continue
+        want = [h // (b.heads // b.kv_heads) for h in range(b.heads)]
+        if b.head_kv is None:
+            notes.append(f"block {b.index}: which KV head each query head reads was not followed through the graph; "
+                         f"transformers' consecutive groups {want} assumed")
+        elif b.head_kv != want:
+            wrong.setdefault((tuple(b.head_kv), tuple(want)), []).append(b.index)
+    for (got, want), idx in wrong.items():
+        unfaithful.append(f"blocks {idx}: query heads read KV heads {list(got)} (transformers' repeat_kv reads "
+                          f"{list(want)})")
+
+
+def _activation(blocks: list, unfaithful: list[str], notes: list[str]) -> str | None:
+    """``hidden_activation`` as the graph's MLP gates compute it (None: not read, the Gemma 4 default stays)."""
+    named = {b.activation for b in blocks if b.activation}
+    unnamed = [b.index for b in blocks if b.intermediate and not b.activation]
+    if len(named) > 1:
+        by = "; ".join(f"blocks {[b.index for b in blocks if b.activation == a]} {a}" for a in sorted(named))
+        unfaithful.append(f"MLP gates apply different non-linearities: {by} (hidden_activation is one value)")
+        return None
+    if unnamed:
+        notes.append(f"blocks {unnamed}: the MLP gate's non-linearity is not one operator read here; "
+                     f"hidden_activation {GEMMA4_DEFAULTS['hidden_activation']!r} assumed")
+        return None
+    return named.pop() if named else None
+
+
+#: A mask fill at or below this leaves hidden keys no float32 softmax weight whatever the scores (exp underflows).
+HIDDEN_FILL = -1e4
+
+
+def _mask_fills(blocks: list, unfaithful: list[str]) -> None:
+    """transformers gives hidden keys no weight: a graph ignoring the mask, or filling their scores with a modest
+    value, does."""
+    unmasked = [b.index for b in blocks if b.masked is False]
+    if unmasked:
+        unfaithful.append(f"blocks {unmasked} ignore the mask input: they attend to every cache slot "
+                          "(gemma4_assistant attends to the visible positions only)")
+    for fill in sorted({b.mask_fill for b in blocks if b.mask_fill is not None and b.mask_fill > HIDDEN_FILL}):
+        unfaithful.append(f"blocks {[b.index for b in blocks if b.mask_fill == fill]} fill the scores of masked keys "
+                          f"with {fill:.6g}, so those keep softmax weight (gemma4_assistant gives them none)")
+
+
+def _epsilon_groups(arch: dict) -> str:
+    """``1e-06 (20 norms), 0.1 (layers.1.q_norm)``: each epsilon with the norms adding it (the most common one
+    counted, the others named)."""
+    groups = arch.get("eps_norms") or [{"eps": e, "norms": []} for e in arch["eps_values"]]
+    common = max(len(g["norms"]) for g in groups)
+    parts = []
+    for g in groups:
+        n = g["norms"]
+        who = (f"{len(n)} norms" if len(n) == common and len(n) > 3 else ", ".join(n)) if n else "?"
+        parts.append(f"{g['eps']:.6g} ({who})")
+    return ", ".join(parts)
 
 
 def _uniform(what: str, values: list, unfaithful: list[str]) -> None:
@@ -159,11 +231,15 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         _uniform("sliding_attention head dims", sliding_hd, unfaithful)
         _uniform("full_attention head dims", full_hd, unfaithful)
         _shared_caches(blocks, unfaithful)
+        _score_scales(blocks, unfaithful)
+        _mask_fills(blocks, unfaithful)
+        _kv_groups(blocks, unfaithful, notes)
     else:
         if len(heads) > 1:
             notes.append(f"attention heads differ between blocks {heads}; config uses {heads[0]}")
         if len(kv_heads) > 1:
             notes.append(f"KV heads differ between blocks {kv_heads}; config uses {kv_heads[0]}")
+    activation = _activation(blocks, unfaithful, notes) if live else None
     rope: dict = {}
     for kind in ("sliding_attention", "full_attention"):
         if not any(b.layer_type == kind for b in blocks):
@@ -198,10 +274,12 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         "tie_word_embeddings": True,
         "text_config": text,
     }
+    if activation:
+        text["hidden_activation"] = activation
     if a.get("eps"):  # the norms' constant (a pruned drafter: the one left over)
         text["rms_norm_eps"] = float(f"{a['eps']:.6g}")  # a float32 constant: 1e-06, not 9.99999997e-07
     if live and a.get("eps_values"):
-        unfaithful.append(f"RMS norms add different epsilons {a['eps_values']} (rms_norm_eps is one value)")
+        unfaithful.append(f"RMS norms add different epsilons: {_epsilon_groups(a)} (rms_norm_eps is one value)")
     window = _window(blocks, cache_len, unfaithful, notes) if live else None
     windows = ([window] if window is not None else []) if live else sorted({b.sliding_window for b in blocks
                                                                           if b.sliding_window})
@@ -214,7 +292,7 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
     if unfaithful and live:
         notes.extend(f"NOT EXPRESSIBLE in gemma4_assistant: {u}" for u in unfaithful)
     defaults = sorted(set(GEMMA4_DEFAULTS) - set(overrides or {}) - ({"sliding_window"} if windows else set())
-                      - ({"rms_norm_eps"} if a.get("eps") else set()))
+                      - ({"rms_norm_eps"} if a.get("eps") else set()) - ({"hidden_activation"} if activation else set()))
     notes.append(f"config.json: {', '.join(defaults)} are Gemma 4 defaults, not shown by the graph")
     if text["final_logit_softcapping"] is None and rm.method == "shapes":
         notes.append("final_logit_softcapping: not visible without the drafter's operators (Gemma 4 drafters use 30.0)")

@@ -142,14 +142,19 @@ def check_parity(hf_dir: str | Path, drafter: bytes | str | Path, roles: RoleMap
     keys = list(interp.get_signature_list())
     runner = interp.get_signature_runner(signature or keys[0])
     details = runner.get_input_details()
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
+    res = ParityResult(samples, quantized=bool(emulate_quantized))
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
+    except (RuntimeError, ValueError, KeyError) as e:  # e.g. a config whose shapes contradict the weights
+        res.samples = 0
+        res.notes.append(f"transformers cannot load the checkpoint: {str(e).strip().splitlines()[0]}")
+        return res  # top-1 agreement 0: failed
     cfg = model.config.get_text_config()
     if emulate_quantized:
         _emulate_int8_inputs(model, emulate_quantized)
         if "model.embed_tokens.weight" in emulate_quantized:
             _emulate_int8_inputs(model, {"lm_head.weight"})
     cap = roles.arch.get("softcap")
-    res = ParityResult(samples, quantized=bool(emulate_quantized))
     if emulate_quantized:
         res.notes.append(f"{len(emulate_quantized)} weights are integers in LiteRT: reference kernels, and their "
                          "layers' inputs quantized per row to int8 in the transformers forward, as the runtime does")

@@ -107,6 +107,20 @@ class Dataflow:
                         visited_t.add(n)
                         queue.append(n)
 
+    def between(self, source: int, sink: int) -> list[OperatorRecord]:
+        """Operators on a path from tensor ``source`` to tensor ``sink`` (not crossing a matmul), in order.
+
+        Operators whose outputs lead elsewhere (dead ones left by an edit, side branches) are not on it.
+        """
+        stop = lambda o: self.is_weight_matmul(o) or self.is_data_matmul(o)  # noqa: E731
+        ahead = {op.index for op in self.walk([source], True, stop=stop)}
+        return sorted((op for op in self.walk([sink], False, stop=stop) if op.index in ahead), key=lambda o: o.index)
+
+    def softmax_after(self, scores: OperatorRecord) -> OperatorRecord | None:
+        """The softmax an attention score matmul's output reaches first (None: none before another matmul)."""
+        stop = lambda o: self.is_weight_matmul(o) or self.is_data_matmul(o)  # noqa: E731
+        return next((op for op in self.walk(list(scores.outputs), True, stop=stop) if op.op_name == "SOFTMAX"), None)
+
     def ancestors_have(self, t: int, op_names: frozenset[str] | set[str], hops: int) -> bool:
         """Does an operator named in ``op_names`` produce ``t`` within ``hops`` steps back?"""
         frontier = [t]

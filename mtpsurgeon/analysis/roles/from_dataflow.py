@@ -11,20 +11,25 @@ branch has the non-linearity being gate, ...). Names are never consulted.
 """
 from __future__ import annotations
 
+from mtpsurgeon.analysis.roles.activation import gate_activation
 from mtpsurgeon.analysis.roles.dataflow import Dataflow
+from mtpsurgeon.analysis.roles.head_groups import head_to_kv
 from mtpsurgeon.analysis.roles.model import TABLE_ROLES, BlockArch, Role, RoleMap
 from mtpsurgeon.analysis.roles.patterns import (
     NONLINEAR,
     is_vector_shape,
+    mask_fill,
+    masks_with,
     nearest_norm,
     norm_scale,
-    rms_epsilons,
+    rms_epsilon_sites,
     rope_params,
     scalar_value,
     sliding_window,
     softcap,
     weight_matmuls,
 )
+from mtpsurgeon.analysis.roles.score_scale import score_scale
 from mtpsurgeon.analysis.signatures import NamedIO
 from mtpsurgeon.analysis.weights import weight_tensors
 from mtpsurgeon.formats.tflite import TFLiteModel
@@ -171,12 +176,13 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     query = [x for x in df.data_inputs(blk.scores[0]) if _derives(df, x, blk.q_proj.outputs[0], 40)]
     tables: list[int] = []
     q_norm = None
+    query_start = blk.q_proj.outputs[0]  # where the query is normed (a scale before the norm is normed away)
     for op in df.walk(query[:1], False, stop=lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)):
         if op.index == blk.q_proj.index:
             continue
         w = norm_scale(df, op)
         if w is not None:
-            q_norm = w
+            q_norm, query_start = w, op.outputs[0]
             b.assign(w, "q_norm", n, f"RMS-norm scale between block {n}'s q projection and its attention")
             continue
         if op.op_name in ("SIN", "COS"):  # angles computed in the graph: position x frequency constants
@@ -199,7 +205,15 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     arch.head_dim = head_dim
     arch.heads = q_out // head_dim if q_out and head_dim and q_out % head_dim == 0 else None
     arch.kv_heads = k_shape[1] if len(k_shape) == 4 else None
+    if query and k_in and arch.heads and head_dim and arch.kv_heads and arch.kv_heads > 1:
+        arch.head_kv = head_to_kv(df, query_start, k_in[0], blk.scores[0], query[0], arch.heads, head_dim)
     arch.sliding_window = sliding_window(df, blk.scores[0])
+    arch.mask_fill = mask_fill(df, blk.scores[0])
+    mask = b.io.inputs.get("mask") or b.io.inputs.get("attn_mask")  # the runtime's visible-positions input
+    if mask is not None:
+        arch.masked = masks_with(df, blk.scores[0], mask.index)
+    if query:
+        arch.score_scale = score_scale(df, query_start, blk.scores[0], query[0])
     if tables:
         arch.rope = {"tables": len(set(tables)), "theta": None,
                      **(rope_params(df, sorted(set(tables)), head_dim) or {})}
@@ -229,6 +243,7 @@ def _block_roles(b: _Builder, n: int, blk: _Block) -> None:
     b.assign(df.weight_of(gate), "gate_proj", n, f"MLP matmul whose branch has the non-linearity (operator {gate.index})")
     b.assign(df.weight_of(up), "up_proj", n, f"MLP matmul multiplied with the gate (operator {up.index})")
     arch.intermediate = df.tensor(df.weight_of(gate)).shape[0]
+    arch.activation = gate_activation(df, gate, up)
     down = [op for op in weight_matmuls(df, up.outputs[0], True)]
     if not down:
         return
@@ -292,11 +307,14 @@ def _architecture(b: _Builder, pre: list, head_ops: list, post_ops: list) -> Non
         num_layers=len(rm.blocks),
         layer_scalar=any(r.kind == "layer_scalar" for r in rm.roles.values()),
     )
-    eps = sorted(rms_epsilons(df))
+    sites = rms_epsilon_sites(df)
+    eps = sorted({e for e, _ in sites})
     if len(eps) == 1:
         rm.arch["eps"] = eps[0]
     elif eps:
-        rm.arch["eps_values"] = eps  # norms with different epsilons
+        rm.arch["eps_values"] = eps  # norms with different epsilons: which norm adds which
+        label = lambda w: rm.roles[w].label if w in rm.roles else "an RMS norm without a role"  # noqa: E731
+        rm.arch["eps_norms"] = [{"eps": e, "norms": sorted(label(w) for v, w in sites if v == e)} for e in eps]
     if any(blk.sliding_window for blk in rm.blocks):  # the graph masks a window: that decides the type
         for blk in rm.blocks:
             blk.layer_type = "sliding_attention" if blk.sliding_window else "full_attention"

@@ -72,6 +72,11 @@ class BlockArch:
     rope: dict | None = None  #: {'tables': n, 'theta': float | None, 'partial_rotary_factor'?}
     sliding_window: int | None = None  #: the window the graph's mask enforces (transformers' convention)
     intermediate: int | None = None
+    activation: str | None = None  #: the MLP gate's non-linearity, transformers' name (None: not one operator)
+    masked: bool | None = None  #: does the runtime's ``mask`` input reach this block's softmax?
+    mask_fill: float | None = None  #: constant written over hidden keys' scores (-1e9 or so: they get no weight)
+    head_kv: list[int] | None = None  #: the KV head each query head reads (GQA; None: one KV head or not followed)
+    score_scale: float | None = None  #: constant the graph multiplies attention scores by (transformers: 1.0)
 
     def to_json(self) -> dict:
         return dict(self.__dict__, kv_inputs=list(self.kv_inputs))

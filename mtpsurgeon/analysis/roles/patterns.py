@@ -108,9 +108,9 @@ def scalar_value(df: Dataflow, op: OperatorRecord) -> float | None:
     return float(np.asarray(df.model.tensor_array(t), dtype=np.float64).reshape(-1)[0])
 
 
-def rms_epsilons(df: Dataflow) -> set[float]:
-    """The epsilons the graph's RMS norms add before their ``RSQRT`` (``rsqrt(mean(x²) + eps)``)."""
-    found = set()
+def rms_epsilon_sites(df: Dataflow) -> list[tuple[float, int | None]]:
+    """Per RMS norm, the epsilon it adds before its ``RSQRT`` (``rsqrt(mean(x²) + eps)``) and its scale vector."""
+    found = []
     for op in df.model.subgraphs[df.sg].operators:
         if op.op_name != "RSQRT":
             continue
@@ -120,8 +120,18 @@ def rms_epsilons(df: Dataflow) -> set[float]:
         add = df.producer.get(t)
         value = scalar_value(df, add) if add is not None and add.op_name == "ADD" else None
         if value is not None:
-            found.add(float(np.float32(value)))
+            found.append((float(np.float32(value)), _scale_after(df, op.outputs[0])))
     return found
+
+
+def _scale_after(df: Dataflow, rsqrt: int) -> int | None:
+    """The learned vector scaling the value normed by ``rsqrt`` (within two multiplications)."""
+    for op in df.consumers.get(rsqrt, []):
+        for cand in (op, *df.consumers.get(op.outputs[0], [])):
+            w = norm_scale(df, cand)
+            if w is not None:
+                return w
+    return None
 
 
 def rope_params(df: Dataflow, tables: list[int], head_dim: int | None) -> dict | None:
@@ -173,7 +183,7 @@ def sliding_window(df: Dataflow, scores: OperatorRecord) -> int | None:
     ``sliding_window`` 32 (which admits window + 1 keys).
     """
     stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
-    conds = [op.inputs[0] for op in df.walk(list(scores.outputs), True, stop=stop) if op.op_name == "SELECT_V2"]
+    conds = [op.inputs[0] for op in _masking(df, scores) if op.op_name == "SELECT_V2"]
     for cmp in df.walk(conds, False, stop=stop):
         if cmp.op_name not in _COMPARE:
             continue
@@ -185,6 +195,34 @@ def sliding_window(df: Dataflow, scores: OperatorRecord) -> int | None:
         if off is not None and off < 0:  # keys pos+off+1 .. pos (or from pos+off inclusive): window + 1 of them
             return -off - 1 + inclusive
     return None
+
+
+def mask_fill(df: Dataflow, scores: OperatorRecord) -> float | None:
+    """The constant a block's mask writes over the scores of hidden keys (``SELECT_V2(mask, scores, fill)``)."""
+    for op in _masking(df, scores):
+        if op.op_name == "SELECT_V2":
+            consts = [df.tensor(df.const_source(c)) for c in df.const_inputs(op)]
+            if len(consts) == 1 and consts[0].num_elements == 1 and consts[0].dtype.is_float:
+                return float(np.asarray(df.model.tensor_array(consts[0]), dtype=np.float64).reshape(-1)[0])
+    return None
+
+
+def _masking(df: Dataflow, scores: OperatorRecord) -> list[OperatorRecord]:
+    """Operators between a block's scores and its softmax (all reached from the scores when it has none)."""
+    softmax = df.softmax_after(scores)
+    if softmax is None:
+        stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
+        return list(df.walk(list(scores.outputs), True, stop=stop))
+    return df.between(scores.outputs[0], softmax.inputs[0])
+
+
+def masks_with(df: Dataflow, scores: OperatorRecord, mask: int) -> bool | None:
+    """Does graph input ``mask`` reach the softmax of ``scores``? (None: no softmax found.)"""
+    softmax = df.softmax_after(scores)
+    if softmax is None:
+        return None
+    stop = lambda o: df.is_weight_matmul(o) or df.is_data_matmul(o)  # noqa: E731
+    return any(mask in op.inputs for op in df.walk([softmax.inputs[0]], False, stop=stop))
 
 
 def _is_ramp(df: Dataflow, t: int) -> bool:

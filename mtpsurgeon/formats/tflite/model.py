@@ -19,6 +19,7 @@ from mtpsurgeon.formats.tflite.records import (
     SubgraphRecord,
     TensorRecord,
 )
+from mtpsurgeon.formats.tflite.schema import fb
 from mtpsurgeon.formats.tflite.sparsity import densify_tensor
 
 
@@ -94,6 +95,16 @@ class TFLiteModel:
     def _fail(self, problem: str) -> MalformedFileError:
         prefix = f"{self.label}: " if self.label else ""
         return MalformedFileError(self.path, prefix + problem)
+
+    def operator_options(self, subgraph: int, index: int) -> object | None:
+        """Operator ``index``'s builtin options as the generated schema's object (``SoftmaxOptionsT``, ...), or None.
+
+        Read from the file on demand: the records keep no options (few callers need them).
+        """
+        buf = self.source.slice(self.offset, self.length, "model")
+        op = fb.Model.GetRootAs(buf, 0).Subgraphs(subgraph).Operators(index)
+        kind = op.BuiltinOptionsType()
+        return fb.BuiltinOptionsCreator(kind, op.BuiltinOptions()) if kind else None
 
     # -- data ---------------------------------------------------------------
     def buffer_bytes(self, index: int) -> memoryview:
