@@ -72,7 +72,7 @@ def _rope_type(rope_type):
 
 UNBUILDABLE = {
     "yarn RoPE": (_rope_type("yarn"), "rope_parameters.full_attention.rope_type"),
-    "silu MLP": (_set("hidden_activation", "silu"), "hidden_activation"),
+    "quick_gelu MLP": (_set("hidden_activation", "quick_gelu"), "hidden_activation"),
     "attention biases": (_set("attention_bias", True), "attention_bias"),
     "MoE block": (_set("enable_moe_block", True), "enable_moe_block"),
     "per-layer inputs": (_set("hidden_size_per_layer_input", 16), "hidden_size_per_layer_input"),
@@ -96,12 +96,22 @@ def test_a_config_the_emitter_cannot_build_is_refused(tmp_path, checkpoints, fam
     assert not out.exists()
 
 
-def test_the_refused_silu_config_really_computes_something_else(tmp_path, checkpoints):
-    """The oracle for refusing rather than building GeGLU anyway: transformers' forward of the silu config is
-    not the drafter's function."""
-    hf = _edited(checkpoints["jax"], tmp_path / "hf", _set("hidden_activation", "silu"))
+def test_the_refused_activation_really_computes_something_else(tmp_path, checkpoints):
+    """The oracle for refusing rather than building GeGLU anyway: transformers' forward of the quick_gelu config
+    is not the drafter's function."""
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", _set("hidden_activation", "quick_gelu"))
     res = _parity(hf, FX / "jax" / "mtp_drafter_f32.tflite")
     assert not res.passed() and res.logits_max_abs > 1e-2, res.per_position
+
+
+@pytest.mark.parametrize("name", ["silu", "relu", "sigmoid"])
+def test_gate_activations_are_built_as_transformers_computes_them(tmp_path, checkpoints, name):
+    """The gates the emitter builds besides GELU: transformers' forward of the edited checkpoint is the oracle."""
+    hf = _edited(checkpoints["jax"], tmp_path / "hf", _set("hidden_activation", name))
+    out = tmp_path / "d.tflite"
+    _build(hf, "jax", out)
+    res = _parity(hf, out)
+    assert res.passed(), res.per_position
 
 
 def test_default_rope_ignores_factor_as_transformers_does(tmp_path, checkpoints):
@@ -225,3 +235,35 @@ def test_config_kv_heads_must_be_the_bases(tmp_path, checkpoints):
     hf = _edited(checkpoints["jax"], tmp_path / "hf", _set("num_key_value_heads", 7))
     r = _build(hf, "jax", tmp_path / "d.tflite", ok=False)
     assert r.returncode == 1 and "num_key_value_heads = the base's KV heads" in r.stderr, r.stderr
+
+
+def _exact_gelu(src: Path, out: Path) -> Path:
+    """``src`` with every MLP gate's GELU computing exact GELU (approximate = False)."""
+    import inexpressiblekit as X
+
+    edit = X.ObjectEdit(src)
+    for op in X.gate_nonlinearities(X.load(src)):
+        edit.sg.operators[op.index].builtinOptions.approximate = False
+    return edit.save(out)
+
+
+def _tanh_gates(src: Path, out: Path) -> Path:
+    import inexpressiblekit as X
+
+    return X.swap_nonlinearity(src, out, X.gate_nonlinearities(X.load(src)), "TANH")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("gate, name", [(_exact_gelu, "gelu"), (_tanh_gates, "tanh")])
+def test_another_gate_nonlinearity_round_trips(tmp_path, family, gate, name):
+    """A drafter whose MLP gates compute exact GELU or tanh: extract names it, build-drafter builds it, and the
+    rebuilt drafter computes the edited one's function (the interpreter runs both), not the GeGLU original's."""
+    variant = gate(FAMILIES[family] / "mtp_drafter_f32.tflite", tmp_path / "variant.tflite")
+    hf = tmp_path / "hf"
+    R.cli("extract", variant, "-o", hf, "--names", "hf", "--dtype", "f32", "--no-models")
+    assert json.loads((hf / "config.json").read_text())["text_config"]["hidden_activation"] == name
+    out = tmp_path / "rebuilt.tflite"
+    _build(hf, family, out)
+    rows = R.compare(variant, out, R.spread(128, 32 if family == "jax" else None, 10))
+    assert max(r["logits_rel"] for r in rows) <= 1e-5 and all(r["top1"] for r in rows), rows
+    assert max(r["logits_rel"] for r in R.compare(FAMILIES[family] / "mtp_drafter_f32.tflite", out, [0, 60])) > 1e-6

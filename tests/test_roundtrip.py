@@ -228,3 +228,39 @@ def test_check_parity_text_lists_every_position(tmp_path):
     assert "position max |Δlogits| max |Δprojected| top-1" in out
     for pos in (0, 31, 32, 33, 127):
         assert f" {pos} " in out
+
+
+def _last_block_sliding_drafter(tmp_path: Path) -> Path:
+    """A drafter whose blocks run sliding, sliding, full, sliding: transformers would make the last one full."""
+    from mtpsurgeon.formats.tflite.writer import tflite_bytes
+    from mtpsurgeon.surgery.drafter.base_interface import drafter_interface
+    from mtpsurgeon.surgery.drafter.build import open_base
+    from mtpsurgeon.surgery.drafter.emit import emit_drafter
+    from mtpsurgeon.surgery.drafter.spec import load_spec
+
+    cfg = K.assistant_config(window=8)
+    ck = K.write_checkpoint(tmp_path / "ck", cfg, K.assistant_weights(cfg))
+    base = K.synthetic_base(tmp_path / "base.tflite", H=48, V=96, C=40, kv={0: (2, 16, "INT8"), 1: (2, 32, "INT8")})
+    spec = load_spec(ck)
+    order = [0, 1, 3, 2]  # new block j is old block order[j]
+    assert [spec.blocks[i].layer_type for i in order][-1] == "sliding_attention"
+    weights = {}
+    for label in list(spec.weights):
+        parts = label.split(".")
+        if parts[0] == "layers":
+            parts[1] = str(order.index(int(parts[1])))
+        weights[".".join(parts)] = spec.weights[label]
+    spec.blocks = [replace(spec.blocks[i], index=j) for j, i in enumerate(order)]
+    spec.weights = weights
+    _, dims, _ = open_base(base)
+    iface, _ = drafter_interface(spec, dims, None, None, [])
+    out = tmp_path / "last-sliding.tflite"
+    out.write_bytes(tflite_bytes(emit_drafter(spec, iface)))
+    return out
+
+
+def test_a_last_sliding_block_is_named_and_refused(tmp_path):
+    drafter = _last_block_sliding_drafter(tmp_path)
+    r = R.cli("extract", drafter, "-o", tmp_path / "hf", "--names", "hf", "--dtype", "f32", "--no-models", ok=False)
+    assert r.returncode == 1 and "the last block (3) is sliding_attention" in r.stderr, r.stderr
+    assert not (tmp_path / "hf").exists()

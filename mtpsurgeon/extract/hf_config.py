@@ -234,6 +234,9 @@ def config_from_roles(rm: RoleMap, notes: list[str], overrides: dict | None = No
         _score_scales(blocks, unfaithful)
         _mask_fills(blocks, unfaithful)
         _kv_groups(blocks, unfaithful, notes)
+        if types and types[-1] != "full_attention":
+            unfaithful.append(f"the last block ({blocks[-1].index}) is {types[-1]}: transformers forces the last "
+                              "layer of a gemma4 config to full_attention")
     else:
         if len(heads) > 1:
             notes.append(f"attention heads differ between blocks {heads}; config uses {heads[0]}")

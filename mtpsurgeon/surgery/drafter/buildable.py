@@ -2,7 +2,7 @@
 
 ``build-drafter`` must never write a drafter that computes something other than
 transformers' forward of the same checkpoint. The emitter builds one function:
-GeGLU with tanh GELU, no biases, no per-layer inputs, no MoE, q-only attention over
+a gated MLP (GELU, tanh-GELU, tanh, ReLU, SiLU or sigmoid gate), no biases, no per-layer inputs, no MoE, q-only attention over
 the base's shared KV, and RoPE whose inverse frequencies are transformers'
 ``default``, ``linear`` or ``proportional`` ones. A config asking for anything
 else is refused with the field named (:func:`config_checks`), instead of being
@@ -20,8 +20,9 @@ from mtpsurgeon.analysis.links import LinkCheck
 #: rope_type values whose inverse frequencies the emitter reproduces exactly (transformers 5.24):
 #: default (theta only), linear (default / factor), proportional (partial rotation, / factor).
 BUILDABLE_ROPE = ("default", "linear", "proportional")
-#: hidden_activation values that are the tanh approximation of GELU the emitter uses.
-TANH_GELU = ("gelu_pytorch_tanh", "gelu_new")
+#: transformers' hidden_activation names (ACT2FN) → the gate non-linearity the emitter builds for it.
+ACTIVATIONS = {"gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu": "gelu", "tanh": "tanh",
+               "relu": "relu", "silu": "silu", "swish": "silu", "sigmoid": "sigmoid"}
 #: text_config fields that, when set, add layers the emitter does not build (transformers'
 #: Gemma4AssistantConfig.validate_architecture refuses them too).
 ABSENT_LAYERS = ("hidden_size_per_layer_input", "vocab_size_per_layer_input", "enable_moe_block",
@@ -53,9 +54,9 @@ def config_checks(text: dict) -> list[LinkCheck]:
     if isinstance(types, list) and types and types[-1] != "full_attention":
         checks.append(LinkCheck("layer_types[-1]", False, "full_attention (transformers forces the last layer to it)",
                                 repr(types[-1])))
-    act = text.get("hidden_activation", TANH_GELU[0])
-    if act not in TANH_GELU:
-        checks.append(LinkCheck("hidden_activation", False, " / ".join(TANH_GELU), repr(act)))
+    act = text.get("hidden_activation", "gelu_pytorch_tanh")
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        checks.append(LinkCheck("hidden_activation", False, " / ".join(ACTIVATIONS), repr(act)))
     for name in ABSENT_LAYERS:
         if text.get(name):
             checks.append(LinkCheck(name, False, "0 / false (the drafter has no such layers)", repr(text[name])))

@@ -4,7 +4,7 @@ Graph (one subgraph, signature ``mtp_drafter`` at index 0):
 
     activations [1,1,2H] ─ pre_projection ─ h
     per block:  h += post_attention_norm(o_proj(attention(rope(q_norm(q_proj(input_norm(h)))), K, V)))
-                h += post_feedforward_norm(GeGLU(pre_feedforward_norm(h)));  h *= layer_scalar
+                h += post_feedforward_norm(gated_mlp(pre_feedforward_norm(h)));  h *= layer_scalar
     hn = final_norm(h);  logits = cap·tanh(hn·lm_headᵀ / cap);  projected_activations = post_projection(hn)
 
 Attention has scale 1 and reads the base's caches of the last sliding and the
@@ -170,7 +170,8 @@ def emit_drafter(spec: DrafterSpec, iface: DrafterInterface, quant: str = "f32",
         h = L.add(h, L.rms_norm(o, W.norm(L, f"layers.{i}.post_attention_layernorm"), spec.eps,
                                 "post_attention_layernorm"), "attention_residual")
         xf = L.rms_norm(h, W.norm(L, f"layers.{i}.pre_feedforward_layernorm"), spec.eps, "pre_feedforward_layernorm")
-        m = L.gelu_mlp(xf, *(W.matrix(L, f"layers.{i}.{r}") for r in ("gate_proj", "up_proj", "down_proj")))
+        m = L.gated_mlp(xf, *(W.matrix(L, f"layers.{i}.{r}") for r in ("gate_proj", "up_proj", "down_proj")),
+                        activation=spec.activation)
         h = L.add(h, L.rms_norm(m, W.norm(L, f"layers.{i}.post_feedforward_layernorm"), spec.eps,
                                 "post_feedforward_layernorm"), "mlp_residual")
         if b.layer_scalar != 1.0:

@@ -132,6 +132,22 @@ def _rope(weights: StoredWeights, config: dict | None, head_dim: int, kind: str,
     return None if rope is None or rope.is_identity(head_dim) else rope
 
 
+def _activation(blocks: list, config: dict | None, notes: list[str]) -> str:
+    """The MLP gate's non-linearity: the graph's (live operators), else config.json's, else Gemma 4's tanh-GELU."""
+    seen = sorted({b.activation for b in blocks if getattr(b, "activation", None)})
+    if len(seen) > 1:
+        raise SurgeryError(f"the drafter's MLP gates apply different non-linearities {seen}; one is emitted")
+    name = seen[0] if seen else _text(config).get("hidden_activation")
+    if name is None:
+        return buildable.ACTIVATIONS["gelu_pytorch_tanh"]
+    if name not in buildable.ACTIVATIONS:
+        raise SurgeryError(f"MLP gate non-linearity {str(name)[:40]!r}: the rebuild emits "
+                           f"{' / '.join(buildable.ACTIVATIONS)} only")
+    if not seen:
+        notes.append(f"MLP gate non-linearity {name} from config.json")
+    return buildable.ACTIVATIONS[name]
+
+
 def spec_from_roles(model: TFLiteModel, rm: RoleMap, config: dict | None = None) -> tuple[DrafterSpec, StoredWeights, list[str]]:
     """The drafter's semantic description and its stored weights; raises listing every missing role."""
     tensors = model.subgraphs[rm.subgraph].tensors
@@ -165,7 +181,8 @@ def spec_from_roles(model: TFLiteModel, rm: RoleMap, config: dict | None = None)
         notes.append("no RoPE tables stored and none configured: q is not rotated")
     head, gate = by_label["lm_head"], by_label[f"layers.{blocks[0].index}.gate_proj"]
     spec = DrafterSpec(hidden=head.shape[1], backbone_hidden=by_label["post_projection"].shape[0], vocab=head.shape[0],
-                       intermediate=gate.shape[0], eps=eps, softcap=softcap, blocks=specs, source=model.label or "")
+                       intermediate=gate.shape[0], eps=eps, softcap=softcap, blocks=specs, source=model.label or "",
+                       activation=_activation(blocks, config, notes))
     return spec, weights, notes
 
 

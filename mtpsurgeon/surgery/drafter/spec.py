@@ -132,6 +132,7 @@ class DrafterSpec:
     eps: float
     softcap: float | None
     blocks: list[BlockSpec]
+    activation: str = "gelu_tanh"  #: the MLP gate's non-linearity (:data:`buildable.ACTIVATIONS` values)
     weights: MutableMapping[str, np.ndarray] = field(default_factory=dict)  #: role label → float32 array
     source: str = ""
     notes: list[str] = field(default_factory=list)
@@ -279,7 +280,8 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
         spec = DrafterSpec(hidden=int(text["hidden_size"]), backbone_hidden=int(cfg["backbone_hidden_size"]),
                            vocab=int(text["vocab_size"]), intermediate=int(text["intermediate_size"]),
                            eps=float(text.get("rms_norm_eps", 1e-6)), softcap=text.get("final_logit_softcapping"),
-                           blocks=blocks, source=str(ck))
+                           blocks=blocks, source=str(ck),
+                           activation=buildable.ACTIVATIONS[text.get("hidden_activation", "gelu_pytorch_tanh")])
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedFileError(cfg_path, f"config field missing or not a number: {exc}") from None
     if cfg.get("use_ordered_embeddings"):

@@ -254,13 +254,21 @@ class Layers:
         finally:
             self.pop()
 
-    def gelu_mlp(self, x: Tensor, gate: Tensor, up: Tensor, down: Tensor, what: str = "mlp") -> Tensor:
-        """down(gelu_tanh(gate(x)) · up(x)) (GeGLU)."""
+    def gated_mlp(self, x: Tensor, gate: Tensor, up: Tensor, down: Tensor, activation: str = "gelu_tanh",
+                  what: str = "mlp") -> Tensor:
+        """down(act(gate(x)) · up(x)); ``activation``: gelu_tanh (GeGLU), gelu, tanh, relu, silu or sigmoid."""
         self.push(what)
         try:
-            g = self.unary("GELU", self.fully_connected(x, gate, "gate"), "gate_gelu",
-                           _opts(fb.GeluOptionsT(), approximate=True))
-            return self.fully_connected(self.mul(g, self.fully_connected(x, up, "up"), "gated"), down, "down")
+            g = self.fully_connected(x, gate, "gate")
+            if activation in ("gelu_tanh", "gelu"):
+                a = self.unary("GELU", g, "gate_gelu", _opts(fb.GeluOptionsT(), approximate=activation == "gelu_tanh"))
+            elif activation in ("tanh", "relu", "sigmoid"):
+                a = self.unary({"tanh": "TANH", "relu": "RELU", "sigmoid": "LOGISTIC"}[activation], g, f"gate_{activation}")
+            elif activation == "silu":
+                a = self.mul(g, self.unary("LOGISTIC", g, "gate_sigmoid"), "gate_silu")
+            else:
+                raise ValueError(f"no such gate activation: {activation!r}")
+            return self.fully_connected(self.mul(a, self.fully_connected(x, up, "up"), "gated"), down, "down")
         finally:
             self.pop()
 
