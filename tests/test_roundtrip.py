@@ -182,9 +182,8 @@ def test_rms_epsilon_is_read_off_the_graph(tmp_path):
     assert res.passed(), res.per_position
 
 
-def _mixed_rope_drafter(tmp_path: Path) -> Path:
-    """A drafter whose sliding blocks 0 and 2 rotate q and block 1 does not: one rope_parameters per layer
-    type cannot say that."""
+def _emitted_variant(tmp_path: Path, name: str, edit) -> Path:
+    """A synthetic assistant's drafter emitted after ``edit(spec)``: a graph no config.json describes."""
     from mtpsurgeon.formats.tflite.writer import tflite_bytes
     from mtpsurgeon.surgery.drafter.base_interface import drafter_interface
     from mtpsurgeon.surgery.drafter.build import open_base
@@ -195,12 +194,20 @@ def _mixed_rope_drafter(tmp_path: Path) -> Path:
     ck = K.write_checkpoint(tmp_path / "ck", cfg, K.assistant_weights(cfg))
     base = K.synthetic_base(tmp_path / "base.tflite", H=48, V=96, C=40, kv={0: (2, 16, "INT8"), 1: (2, 32, "INT8")})
     spec = load_spec(ck)
-    spec.blocks[1] = replace(spec.blocks[1], rope=None)
+    edit(spec)
     _, dims, _ = open_base(base)
     iface, _ = drafter_interface(spec, dims, None, None, [])
-    out = tmp_path / "mixed.tflite"
+    out = tmp_path / name
     out.write_bytes(tflite_bytes(emit_drafter(spec, iface)))
     return out
+
+
+def _mixed_rope_drafter(tmp_path: Path) -> Path:
+    """A drafter whose sliding blocks 0 and 2 rotate q and block 1 does not: one rope_parameters per layer
+    type cannot say that."""
+    def edit(spec):
+        spec.blocks[1] = replace(spec.blocks[1], rope=None)
+    return _emitted_variant(tmp_path, "mixed.tflite", edit)
 
 
 def test_inexpressible_graph_is_named_and_refused(tmp_path):
@@ -232,31 +239,19 @@ def test_check_parity_text_lists_every_position(tmp_path):
 
 def _last_block_sliding_drafter(tmp_path: Path) -> Path:
     """A drafter whose blocks run sliding, sliding, full, sliding: transformers would make the last one full."""
-    from mtpsurgeon.formats.tflite.writer import tflite_bytes
-    from mtpsurgeon.surgery.drafter.base_interface import drafter_interface
-    from mtpsurgeon.surgery.drafter.build import open_base
-    from mtpsurgeon.surgery.drafter.emit import emit_drafter
-    from mtpsurgeon.surgery.drafter.spec import load_spec
-
-    cfg = K.assistant_config(window=8)
-    ck = K.write_checkpoint(tmp_path / "ck", cfg, K.assistant_weights(cfg))
-    base = K.synthetic_base(tmp_path / "base.tflite", H=48, V=96, C=40, kv={0: (2, 16, "INT8"), 1: (2, 32, "INT8")})
-    spec = load_spec(ck)
     order = [0, 1, 3, 2]  # new block j is old block order[j]
-    assert [spec.blocks[i].layer_type for i in order][-1] == "sliding_attention"
-    weights = {}
-    for label in list(spec.weights):
-        parts = label.split(".")
-        if parts[0] == "layers":
-            parts[1] = str(order.index(int(parts[1])))
-        weights[".".join(parts)] = spec.weights[label]
-    spec.blocks = [replace(spec.blocks[i], index=j) for j, i in enumerate(order)]
-    spec.weights = weights
-    _, dims, _ = open_base(base)
-    iface, _ = drafter_interface(spec, dims, None, None, [])
-    out = tmp_path / "last-sliding.tflite"
-    out.write_bytes(tflite_bytes(emit_drafter(spec, iface)))
-    return out
+
+    def edit(spec):
+        assert [spec.blocks[i].layer_type for i in order][-1] == "sliding_attention"
+        weights = {}
+        for label in list(spec.weights):
+            parts = label.split(".")
+            if parts[0] == "layers":
+                parts[1] = str(order.index(int(parts[1])))
+            weights[".".join(parts)] = spec.weights[label]
+        spec.blocks = [replace(spec.blocks[i], index=j) for j, i in enumerate(order)]
+        spec.weights = weights
+    return _emitted_variant(tmp_path, "last-sliding.tflite", edit)
 
 
 def test_a_last_sliding_block_is_named_and_refused(tmp_path):

@@ -2,9 +2,10 @@
 
 ``build-drafter`` must never write a drafter that computes something other than
 transformers' forward of the same checkpoint. The emitter builds one function:
-a gated MLP (GELU, tanh-GELU, tanh, ReLU, SiLU or sigmoid gate), no biases, no per-layer inputs, no MoE, q-only attention over
-the base's shared KV, and RoPE whose inverse frequencies are transformers'
-``default``, ``linear`` or ``proportional`` ones. A config asking for anything
+a gated MLP (GELU, tanh-GELU, tanh, ReLU, SiLU or sigmoid gate), no biases, no
+per-layer inputs, no MoE, q-only attention over the base's shared KV, and RoPE
+whose inverse frequencies are transformers' ``default``, ``linear`` or
+``proportional`` ones. A config asking for anything
 else is refused with the field named (:func:`config_checks`), instead of being
 read as the nearest thing the emitter knows.
 
@@ -23,6 +24,8 @@ BUILDABLE_ROPE = ("default", "linear", "proportional")
 #: transformers' hidden_activation names (ACT2FN) → the gate non-linearity the emitter builds for it.
 ACTIVATIONS = {"gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu": "gelu", "tanh": "tanh",
                "relu": "relu", "silu": "silu", "swish": "silu", "sigmoid": "sigmoid"}
+#: Gemma 4's hidden_activation, used when config.json names none.
+DEFAULT_ACTIVATION = "gelu_pytorch_tanh"
 #: text_config fields that, when set, add layers the emitter does not build (transformers'
 #: Gemma4AssistantConfig.validate_architecture refuses them too).
 ABSENT_LAYERS = ("hidden_size_per_layer_input", "vocab_size_per_layer_input", "enable_moe_block",
@@ -54,7 +57,7 @@ def config_checks(text: dict) -> list[LinkCheck]:
     if isinstance(types, list) and types and types[-1] != "full_attention":
         checks.append(LinkCheck("layer_types[-1]", False, "full_attention (transformers forces the last layer to it)",
                                 repr(types[-1])))
-    act = text.get("hidden_activation", "gelu_pytorch_tanh")
+    act = text.get("hidden_activation", DEFAULT_ACTIVATION)
     if not isinstance(act, str) or act not in ACTIVATIONS:
         checks.append(LinkCheck("hidden_activation", False, " / ".join(ACTIVATIONS), repr(act)))
     for name in ABSENT_LAYERS:

@@ -134,12 +134,12 @@ def _rope(weights: StoredWeights, config: dict | None, head_dim: int, kind: str,
 
 def _activation(blocks: list, config: dict | None, notes: list[str]) -> str:
     """The MLP gate's non-linearity: the graph's (live operators), else config.json's, else Gemma 4's tanh-GELU."""
-    seen = sorted({b.activation for b in blocks if getattr(b, "activation", None)})
+    seen = sorted({b.activation for b in blocks if b.activation})
     if len(seen) > 1:
         raise SurgeryError(f"the drafter's MLP gates apply different non-linearities {seen}; one is emitted")
     name = seen[0] if seen else _text(config).get("hidden_activation")
     if name is None:
-        return buildable.ACTIVATIONS["gelu_pytorch_tanh"]
+        return buildable.ACTIVATIONS[buildable.DEFAULT_ACTIVATION]
     if name not in buildable.ACTIVATIONS:
         raise SurgeryError(f"MLP gate non-linearity {str(name)[:40]!r}: the rebuild emits "
                            f"{' / '.join(buildable.ACTIVATIONS)} only")

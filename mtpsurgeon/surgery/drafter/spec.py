@@ -281,7 +281,7 @@ def load_spec(checkpoint: str | os.PathLike, config: str | os.PathLike | None = 
                            vocab=int(text["vocab_size"]), intermediate=int(text["intermediate_size"]),
                            eps=float(text.get("rms_norm_eps", 1e-6)), softcap=text.get("final_logit_softcapping"),
                            blocks=blocks, source=str(ck),
-                           activation=buildable.ACTIVATIONS[text.get("hidden_activation", "gelu_pytorch_tanh")])
+                           activation=buildable.ACTIVATIONS[text.get("hidden_activation", buildable.DEFAULT_ACTIVATION)])
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedFileError(cfg_path, f"config field missing or not a number: {exc}") from None
     if cfg.get("use_ordered_embeddings"):
